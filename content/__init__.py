@@ -1,0 +1,1 @@
+"""Treatment protocols shipped with aftercal, as TOML data files (schema: SCHEMA.md)."""

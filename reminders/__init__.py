@@ -1,0 +1,63 @@
+"""aftercal's core: treatment protocols and the schedule engine.
+
+Library twin of `aftercal plan`::
+
+    from reminders import make_plan
+    from calendars.ics import render_ics
+    plan = make_plan("microneedling", "2026-11-24T10:00", "America/New_York", treatment_id="T-1001")
+    ics_bytes = render_ics(plan, stamp=datetime.now(UTC))
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from reminders.errors import AftercalError, InputError, ProtocolError, StartTimeError, ZoneError
+from reminders.protocol import Protocol, Step, load_protocol, shipped_protocols
+from reminders.schedule import (
+    CarePlan,
+    Clinic,
+    PlanOptions,
+    QuietHours,
+    Reminder,
+    build_plan,
+    default_treatment_id,
+    get_zone,
+    parse_start,
+)
+
+__all__ = [
+    "AftercalError",
+    "CarePlan",
+    "Clinic",
+    "InputError",
+    "PlanOptions",
+    "Protocol",
+    "ProtocolError",
+    "QuietHours",
+    "Reminder",
+    "StartTimeError",
+    "Step",
+    "ZoneError",
+    "build_plan",
+    "load_protocol",
+    "make_plan",
+    "shipped_protocols",
+]
+
+
+def make_plan(
+    protocol: str | Path | Protocol,
+    at: str | datetime,
+    tz: str,
+    *,
+    treatment_id: str | None = None,
+    options: PlanOptions | None = None,
+) -> CarePlan:
+    """Protocol name/path, local start and IANA zone name in; a complete CarePlan out."""
+    proto = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
+    zone = get_zone(tz)
+    start = parse_start(at.isoformat() if isinstance(at, datetime) else at, zone)
+    tid = treatment_id if treatment_id is not None else default_treatment_id(proto.id, start, zone)
+    return build_plan(proto, tid, start, options)

@@ -1,0 +1,349 @@
+"""The schedule engine: (protocol, treatment id, local start, zone, options) -> exact reminders.
+
+Pure code: no clock, no I/O. Time rules, all in the patient's own zone:
+
+* ``after_minutes`` is elapsed time ("after 24 hours"): across a DST change the wall-clock time
+  shifts by the change, as a stopwatch would.
+* ``day`` N is the N-th calendar day after the treatment's local date (day 0 is that date), at
+  the morning time unless the step gives its own ``time``.
+* A wall time that falls into a DST gap moves forward by the gap (02:30 -> 03:30).
+* A reminder never fires in quiet hours: ``defer`` moves it to the end of the quiet hours,
+  ``silent`` keeps the time but drops the alarm. Nothing is ever placed before the treatment.
+* A treatment start inside a DST gap is an error; an ambiguous one (DST fold) means its first
+  occurrence unless the start carries an explicit UTC offset that picks the second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from reminders.errors import StartTimeError, ZoneError
+from reminders.protocol import Protocol, Step
+
+# Fixed namespace: UIDs must stay the same on every machine and every release.
+UID_NAMESPACE = uuid.UUID("6f1c7f0e-3b9a-4d8e-9a51-5f0c2d7b8e41")
+UID_DOMAIN = "aftercal"
+
+
+@dataclass(frozen=True)
+class Clinic:
+    """Optional clinic contact details printed at the foot of every reminder."""
+
+    name: str | None = None
+    phone: str | None = None
+    url: str | None = None
+
+    def footer(self) -> str:
+        parts = [p for p in (self.name, self.phone, self.url) if p]
+        return "Questions? " + " | ".join(parts) if parts else ""
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """Local times between which no alarm fires; start > end wraps past midnight."""
+
+    start: time = time(21, 0)
+    end: time = time(8, 0)
+
+    def contains(self, moment: time) -> bool:
+        if self.start == self.end:
+            return False
+        if self.start < self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Everything besides the treatment itself that shapes a plan."""
+
+    morning: time = time(9, 0)
+    quiet: QuietHours = field(default_factory=QuietHours)
+    discreet: bool = False
+    patient_name: str | None = None
+    clinic: Clinic = field(default_factory=Clinic)
+    sequence: int = 0
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """One calendar entry. Every channel renders exactly these fields."""
+
+    key: str  # step id, or step id + ".window" for a rebooking window
+    step_id: str
+    uid: str
+    all_day: bool
+    start: datetime | date  # aware datetime in the patient's zone, or a date for all-day
+    end: datetime | date  # exclusive end (a date for all-day entries)
+    title: str
+    alarm_text: str | None  # None: no alarm
+    description: str
+    categories: tuple[str, ...]
+    carries: tuple[str, ...]
+    note: str = ""  # why the time differs from the protocol's nominal one, if it does
+
+    def content_hash(self) -> str:
+        """Hash of everything a patient can see; equal hashes mean nothing to upload."""
+        data = {
+            "uid": self.uid,
+            "all_day": self.all_day,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "zone": str(getattr(self.start, "tzinfo", "") or ""),
+            "title": self.title,
+            "alarm": self.alarm_text,
+            "description": self.description,
+            "categories": list(self.categories),
+        }
+        blob = json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class CarePlan:
+    """A treatment's whole aftercare, ready for any channel."""
+
+    protocol: Protocol
+    treatment_id: str
+    start: datetime  # aware, in `zone`
+    zone: ZoneInfo
+    options: PlanOptions
+    reminders: tuple[Reminder, ...]
+
+    @property
+    def calendar_name(self) -> str:
+        base = (
+            f"{self.protocol.discreet_name} reminders" if self.options.discreet else f"{self.protocol.name} aftercare"
+        )
+        return f"{base} - {self.options.patient_name}" if self.options.patient_name else base
+
+    @property
+    def plan_tag(self) -> str:
+        """Opaque tag shared by all of a treatment's events; does not reveal the treatment id."""
+        return treatment_tag(self.treatment_id)
+
+    @property
+    def sequence(self) -> int:
+        return self.options.sequence
+
+    def first_date(self) -> date:
+        return self.start.date()
+
+    def last_date(self) -> date:
+        ends = [
+            r.end if isinstance(r.end, date) and not isinstance(r.end, datetime) else r.end.date()
+            for r in self.reminders
+        ]
+        return max(ends, default=self.start.date())
+
+
+def treatment_tag(treatment_id: str) -> str:
+    return hashlib.sha256(f"aftercal-treatment\x1f{treatment_id}".encode()).hexdigest()[:32]
+
+
+def event_uid(treatment_id: str, key: str) -> str:
+    """Stable UID from (treatment id, step key): re-exports update instead of duplicating."""
+    name = treatment_id + "\x1f" + key
+    return f"{uuid.uuid5(UID_NAMESPACE, name)}@{UID_DOMAIN}"
+
+
+def default_treatment_id(protocol_id: str, start: datetime, zone: ZoneInfo) -> str:
+    """Deterministic id for a plan made without --id: same inputs, same UIDs."""
+    digest = hashlib.sha256(f"{protocol_id}\x1f{start.isoformat()}\x1f{zone.key}".encode()).hexdigest()
+    return f"auto-{digest[:16]}"
+
+
+def get_zone(name: str) -> ZoneInfo:
+    """An IANA zone by name, with a one-line error for anything else."""
+    if not name or name != name.strip() or name.startswith(("/", ".")) or ".." in name:
+        raise ZoneError(f"unknown time zone {name!r}: use an IANA name such as Europe/Paris")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        hint = _zone_hint(name)
+        raise ZoneError(f"unknown time zone {name!r}: use an IANA name such as Europe/Paris{hint}") from None
+
+
+def _zone_hint(name: str) -> str:
+    lowered = name.lower()
+    for candidate in sorted(available_timezones()):
+        if candidate.lower() == lowered or candidate.lower().endswith("/" + lowered):
+            return f" (did you mean {candidate}?)"
+    return ""
+
+
+def exists(local: datetime) -> bool:
+    """False when the wall time falls into a DST gap of its zone."""
+    back = local.astimezone(UTC).astimezone(local.tzinfo)
+    return back.replace(tzinfo=None) == local.replace(tzinfo=None)
+
+
+def is_ambiguous(local: datetime) -> bool:
+    return local.replace(fold=0).utcoffset() != local.replace(fold=1).utcoffset() and exists(local)
+
+
+def wall_time(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """An aware datetime for a local date and time; a time in a DST gap moves forward by the gap."""
+    local = datetime.combine(day, at, tzinfo=zone)
+    if not exists(local):
+        return local.astimezone(UTC).astimezone(zone)
+    return local
+
+
+def parse_start(text: str, zone: ZoneInfo) -> datetime:
+    """Read the treatment start: a local ISO time (``2026-11-24T10:00``), optionally with offset."""
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise StartTimeError(f"cannot read start {text!r}: use local ISO time such as 2026-11-24T10:00") from None
+    if parsed.tzinfo is not None:
+        offset = parsed.utcoffset()
+        naive = parsed.replace(tzinfo=None)
+        for fold in (0, 1):
+            candidate = naive.replace(tzinfo=zone, fold=fold)
+            if candidate.utcoffset() == offset and exists(candidate):
+                return candidate
+        raise StartTimeError(f"start {text!r} has an offset that {zone.key} never uses at that time")
+    return localize_start(parsed, zone)
+
+
+def localize_start(naive: datetime, zone: ZoneInfo) -> datetime:
+    """Attach the zone to a naive local start, refusing times that do not exist."""
+    local = naive.replace(tzinfo=zone, fold=0)
+    if not exists(local):
+        after = local.astimezone(UTC).astimezone(zone)
+        raise StartTimeError(
+            f"{naive:%Y-%m-%d %H:%M} does not exist in {zone.key} (clocks jump forward that night); "
+            f"use a time such as {after:%H:%M}"
+        )
+    return local
+
+
+def build_plan(
+    protocol: Protocol,
+    treatment_id: str,
+    start: datetime,
+    options: PlanOptions | None = None,
+) -> CarePlan:
+    """Compute every reminder of a treatment. `start` must be aware, with a ZoneInfo tzinfo."""
+    options = options or PlanOptions()
+    if not isinstance(start.tzinfo, ZoneInfo):
+        raise StartTimeError("the treatment start needs an IANA time zone")
+    if not treatment_id or len(treatment_id) > 200 or any(ord(c) < 32 for c in treatment_id):
+        raise StartTimeError("a treatment id must be 1-200 printable characters")
+    zone = start.tzinfo
+    engine = _Engine(protocol, treatment_id, start, zone, options)
+    reminders = [r for step in protocol.steps for r in engine.render(step)]
+    reminders.sort(key=lambda r: (_sort_instant(r, zone), r.key))
+    return CarePlan(protocol, treatment_id, start, zone, options, tuple(reminders))
+
+
+def _sort_instant(reminder: Reminder, zone: ZoneInfo) -> datetime:
+    if isinstance(reminder.start, datetime):
+        return reminder.start.astimezone(UTC)
+    # All-day entries sort first on their day.
+    return datetime.combine(reminder.start, time(0), tzinfo=zone).astimezone(UTC) - timedelta(microseconds=1)
+
+
+@dataclass
+class _Engine:
+    protocol: Protocol
+    treatment_id: str
+    start: datetime
+    zone: ZoneInfo
+    options: PlanOptions
+
+    def render(self, step: Step) -> list[Reminder]:
+        if step.kind == "window":
+            assert step.days is not None
+            first, last = step.days
+            return [self.all_day(step, step.id, first, last, self.title(step))]
+        if step.kind == "rebook":
+            assert step.weeks is not None
+            first, last = step.weeks[0] * 7, step.weeks[1] * 7
+            window_title = (step.discreet_window_title if self.options.discreet else step.window_title) or self.title(
+                step
+            )
+            return [
+                self.all_day(step, f"{step.id}.window", first, last, window_title),
+                self.timed(step, step.id, *self.day_instant(first, None)),
+            ]
+        if step.after_minutes is not None:
+            nominal = (self.start.astimezone(UTC) + timedelta(minutes=step.after_minutes)).astimezone(self.zone)
+            return [self.timed(step, step.id, nominal, "")]
+        assert step.day is not None
+        return [self.timed(step, step.id, *self.day_instant(step.day, step.time))]
+
+    def title(self, step: Step) -> str:
+        return step.discreet_title if self.options.discreet else step.title
+
+    def day_instant(self, day: int, at: time | None) -> tuple[datetime, str]:
+        local_date = self.start.date() + timedelta(days=day)
+        moment = wall_time(local_date, at or self.options.morning, self.zone)
+        if moment < self.start:
+            return self.start, "moved to the treatment time (it would have been before it)"
+        return moment, ""
+
+    def timed(self, step: Step, key: str, moment: datetime, note: str) -> Reminder:
+        alarm = step.alarm
+        if alarm and self.options.quiet.contains(moment.timetz().replace(tzinfo=None)):
+            if step.if_quiet == "silent":
+                alarm = False
+                note = "no alarm: falls in quiet hours"
+            else:
+                moment = self.after_quiet(moment)
+                note = "moved out of quiet hours"
+        title = self.title(step)
+        return Reminder(
+            key=key,
+            step_id=step.id,
+            uid=event_uid(self.treatment_id, key),
+            all_day=False,
+            start=moment,
+            end=(moment.astimezone(UTC) + timedelta(minutes=step.duration_minutes)).astimezone(self.zone),
+            title=title,
+            alarm_text=title if alarm else None,
+            description=self.description(step),
+            categories=step.categories,
+            carries=step.carries,
+            note=note,
+        )
+
+    def after_quiet(self, moment: datetime) -> datetime:
+        quiet = self.options.quiet
+        local_date = moment.date()
+        clock = moment.time()
+        if quiet.start > quiet.end and clock >= quiet.start:
+            local_date += timedelta(days=1)
+        return wall_time(local_date, quiet.end, self.zone)
+
+    def all_day(self, step: Step, key: str, first: int, last: int, title: str) -> Reminder:
+        day0 = self.start.date()
+        return Reminder(
+            key=key,
+            step_id=step.id,
+            uid=event_uid(self.treatment_id, key),
+            all_day=True,
+            start=day0 + timedelta(days=first),
+            end=day0 + timedelta(days=last + 1),
+            title=title,
+            alarm_text=None,
+            description=self.description(step),
+            categories=step.categories,
+            carries=step.carries,
+        )
+
+    def description(self, step: Step) -> str:
+        parts = []
+        if self.options.patient_name:
+            parts.append(f"For {self.options.patient_name}.")
+        parts.append(step.body)
+        footer = self.options.clinic.footer()
+        if footer:
+            parts.append(footer)
+        return "\n\n".join(parts)
