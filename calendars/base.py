@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reminders.schedule import CarePlan, Reminder
+from reminders.schedule import CarePlan, Reminder, treatment_tag
 
 # Called once per finished action: (action, reminder key or uid). The CLI draws progress from it.
 ProgressCallback = Callable[[str, str], None]
@@ -100,3 +100,31 @@ class Publisher(Protocol):
     ) -> SyncSummary:
         """Carry out `actions`; safe to re-run after a failure at any point."""
         ...
+
+
+def sync_plan(
+    publisher: Publisher,
+    plan: CarePlan,
+    *,
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
+) -> tuple[SyncActions, SyncSummary]:
+    """Make the server hold exactly `plan`'s events for its treatment (publish or reschedule)."""
+    actions = diff_plan(plan, publisher.fetch(plan.plan_tag))
+    if dry_run:
+        return actions, SyncSummary(unchanged=len(actions.unchanged))
+    return actions, publisher.apply(plan, actions, progress)
+
+
+def unpublish_treatment(
+    publisher: Publisher,
+    treatment_id: str,
+    *,
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
+) -> tuple[SyncActions, SyncSummary]:
+    """Remove every event of one treatment, and nothing else."""
+    actions = diff_plan(None, publisher.fetch(treatment_tag(treatment_id)))
+    if dry_run:
+        return actions, SyncSummary()
+    return actions, publisher.apply(None, actions, progress)

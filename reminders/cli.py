@@ -311,6 +311,79 @@ def protocol_check(
     )
 
 
+# ---- publishing, shared by every channel -------------------------------------------------------------
+
+FromOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--from",
+        help="CSV of treatments (columns id,protocol,start,zone[,calendar]) instead of PROTOCOL/--at.",
+    ),
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print what would change; change nothing.")]
+
+
+@dataclass
+class PublishJob:
+    """One treatment to publish: its plan and the calendar it goes to (None: the command's default)."""
+
+    label: str
+    plan: CarePlan
+    calendar: str | None
+
+
+def collect_jobs(
+    protocol: str | None,
+    at: str | None,
+    tz: str | None,
+    treatment_id: str | None,
+    from_csv: Path | None,
+    **plan_options: Any,
+) -> tuple[list[PublishJob], int]:
+    """Plans from PROTOCOL/--at or from a CSV; bad CSV rows are reported and skipped.
+
+    Returns the jobs and the number of rows that failed.
+    """
+    from reminders.appointments import BadRow, read_appointments
+
+    if from_csv is None:
+        if not protocol or not at:
+            raise InputError("give PROTOCOL and --at, or --from appointments.csv")
+        care = build_cli_plan(protocol, at, tz, treatment_id, **plan_options)
+        return [PublishJob(care.treatment_id, care, None)], 0
+    if protocol or at or treatment_id:
+        raise InputError("--from replaces PROTOCOL, --at and --id: give one or the other")
+    jobs: list[PublishJob] = []
+    failed = 0
+    for row in read_appointments(from_csv):
+        if isinstance(row, BadRow):
+            typer.echo(f"aftercal: error: {from_csv}: line {row.line}: {row.message} (row skipped)", err=True)
+            failed += 1
+            continue
+        try:
+            care = build_cli_plan(row.protocol, row.start, row.zone, row.treatment_id, **plan_options)
+        except InputError as exc:
+            typer.echo(f"aftercal: error: {from_csv}: line {row.line}: {exc} (row skipped)", err=True)
+            failed += 1
+            continue
+        jobs.append(PublishJob(row.treatment_id, care, row.calendar))
+    return jobs, failed
+
+
+def print_actions(label: str, actions: Any) -> None:
+    """--dry-run output: one line per event that would change, then counts."""
+    for reminder in actions.create:
+        typer.echo(f"{label}: would create {reminder.key}")
+    for reminder, _held in actions.update:
+        typer.echo(f"{label}: would update {reminder.key}")
+    for held in actions.delete:
+        typer.echo(f"{label}: would delete {held.uid}")
+    typer.echo(
+        f"{label}: would create {len(actions.create)}, update {len(actions.update)}, "
+        f"delete {len(actions.delete)}, leave {len(actions.unchanged)} unchanged"
+    )
+
+
 # ---- CalDAV commands (issue 3): `publish caldav`, `unpublish caldav` ---------------------------------
 # (end of CalDAV commands)
 
