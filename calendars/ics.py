@@ -20,6 +20,10 @@ from reminders.schedule import CarePlan, Reminder
 PRODID = "-//aftercal//aftercal care plans//EN"
 # How often subscribers should re-fetch a feed; clients treat it as a hint.
 REFRESH = timedelta(hours=12)
+# VTIMEZONE starts this long before the treatment, so that it opens with a real transition.
+# With a one-day lead, icalendar may open with a DAYLIGHT block whose offsets are equal, which
+# dateutil-based parsers (vobject, hence Radicale) read as standard time: an hour off.
+VTIMEZONE_LEAD = timedelta(days=366)
 
 
 def plan_calendar(plan: CarePlan, *, stamp: datetime, status: str = "CONFIRMED") -> Calendar:
@@ -41,7 +45,7 @@ def plan_calendar(plan: CarePlan, *, stamp: datetime, status: str = "CONFIRMED")
         cal.add_component(reminder_event(plan, reminder, stamp=stamp, status=status))
     # A narrow VTIMEZONE range keeps the file small while covering every event.
     cal.add_missing_timezones(
-        first_date=plan.first_date() - timedelta(days=1),
+        first_date=plan.first_date() - VTIMEZONE_LEAD,
         last_date=plan.last_date() + timedelta(days=1),
     )
     return cal
@@ -103,7 +107,7 @@ def render_event_ics(
     stamp = stamp.astimezone(UTC).replace(microsecond=0)
     cal.add_component(reminder_event(plan, reminder, stamp=stamp, status=status, sequence=sequence))
     cal.add_missing_timezones(
-        first_date=plan.first_date() - timedelta(days=1),
+        first_date=plan.first_date() - VTIMEZONE_LEAD,
         last_date=plan.last_date() + timedelta(days=1),
     )
     return cal.to_ical()
