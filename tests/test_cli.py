@@ -1,0 +1,142 @@
+"""The command line: outputs, one-line errors, exit codes, nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reminders.cli import app
+from tests.helpers import events_by_uid
+
+runner = CliRunner()
+PLAN = ["plan", "microneedling", "--at", "2026-11-24T10:00", "--tz", "America/New_York", "--id", "T-1001"]
+
+
+def test_plan_to_stdout_and_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, PLAN)
+    assert result.exit_code == 0, result.output
+    assert len(events_by_uid(result.stdout_bytes)) == 16
+    out = tmp_path / "care.ics"
+    result = runner.invoke(app, [*PLAN, "-o", str(out)])
+    assert result.exit_code == 0
+    assert set(events_by_uid(out.read_bytes())) == set(events_by_uid(result.stdout_bytes or out.read_bytes()))
+    assert "Wrote 16 events" in result.stderr
+
+
+def test_show_prints_a_timeline() -> None:
+    result = runner.invoke(app, ["show", "microneedling", "--at", "2026-11-24T22:00", "--tz", "Europe/Paris"],
+                           env={"COLUMNS": "160"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Thu 26 Nov 2026 09:00 CET" in result.stdout  # day 2 SPF
+    assert "moved out of quiet hours" in result.stdout
+
+
+def test_protocols_lists_shipped() -> None:
+    result = runner.invoke(app, ["protocols"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("microneedling\t1.0.0\t")
+
+
+def test_protocol_check_ok_and_bad(tmp_path: Path) -> None:
+    ok = runner.invoke(app, ["protocol", "check", str(Path("content/microneedling.toml").resolve())])
+    assert ok.exit_code == 0 and "OK" in ok.stdout
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[protocol]\nid = "x"\n', encoding="utf-8")
+    result = runner.invoke(app, ["protocol", "check", str(broken)])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and str(broken) in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--at", "2026-02-30T10:00"], "cannot read start"),
+        (["--tz", "Mars/Base"], "unknown time zone 'Mars/Base'"),
+        (["--at", "2026-03-08T02:30"], "does not exist in America/New_York"),
+        (["--morning", "9am"], "--morning '9am'"),
+        (["--quiet", "late"], "--quiet 'late'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
+    out = tmp_path / "care.ics"
+    out.write_bytes(b"previous calendar")
+    base = {"--at": "2026-11-24T10:00", "--tz": "America/New_York"}
+    opts = dict(base)
+    extra: list[str] = []
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        if flag in opts:
+            opts[flag] = value
+        else:
+            extra += [flag, value]
+    argv = ["plan", "microneedling", *[x for kv in opts.items() for x in kv], *extra, "-o", str(out)]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert out.read_bytes() == b"previous calendar"
+
+
+def test_unknown_and_malformed_protocols(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["plan", "tattoo", "--at", "2026-11-24T10:00", "--tz", "UTC"])
+    assert result.exit_code == 2 and "unknown protocol (shipped: microneedling" in result.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"\xff\xfe not text")
+    result = runner.invoke(app, ["plan", str(bad), "--at", "2026-11-24T10:00", "--tz", "UTC"])
+    assert result.exit_code == 2 and "cannot read" in result.stderr
+    missing = runner.invoke(app, ["plan", str(tmp_path / "nope.toml"), "--at", "2026-11-24T10:00", "--tz", "UTC"])
+    assert missing.exit_code == 2 and "no such file" in missing.stderr
+
+
+def test_unwritable_output_leaves_nothing(tmp_path: Path) -> None:
+    result = runner.invoke(app, [*PLAN, "-o", str(tmp_path / "missing-dir" / "care.ics")])
+    assert result.exit_code == 1 and "does not exist" in result.stderr
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    target = locked / "care.ics"
+    target.write_bytes(b"old")
+    locked.chmod(0o500)
+    try:
+        result = runner.invoke(app, [*PLAN, "-o", str(target)])
+        if os.geteuid() == 0:  # root ignores directory permissions: the write goes through
+            assert result.exit_code == 0 and target.read_bytes().startswith(b"BEGIN:VCALENDAR")
+        else:
+            assert result.exit_code == 1 and "cannot write" in result.stderr
+            assert target.read_bytes() == b"old"
+        assert [p.name for p in locked.iterdir() if p.name != "care.ics"] == []  # no temp file left
+    finally:
+        locked.chmod(0o700)
+    assert runner.invoke(app, [*PLAN, "-o", str(tmp_path)]).exit_code == 1  # a folder
+
+
+def test_real_process_has_no_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "reminders.cli", "plan", "microneedling", "--at", "nope", "--tz", "UTC"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    expected = "aftercal: error: cannot read start 'nope': use local ISO time such as 2026-11-24T10:00"
+    assert proc.stderr.strip() == expected
+    debug = subprocess.run(
+        [sys.executable, "-m", "reminders.cli", "--debug", "plan", "microneedling", "--at", "nope", "--tz", "UTC"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert debug.returncode != 0 and "StartTimeError" in debug.stderr
+
+
+def test_discreet_and_patient_name_flags() -> None:
+    plain = runner.invoke(app, PLAN).stdout_bytes
+    named = runner.invoke(app, [*PLAN, "--discreet", "--patient-name", "Ada"]).stdout_bytes
+    assert b"Ada" not in plain and b"For Ada." in named
+    summaries = [e.summary.value.lower() for e in events_by_uid(named).values()]
+    assert not [s for s in summaries if "needling" in s or "treatment" in s]
+
+
+def test_default_zone_comes_from_tz_env() -> None:
+    result = runner.invoke(app, ["plan", "microneedling", "--at", "2026-11-24T10:00"], env={"TZ": "Asia/Kolkata"})
+    assert result.exit_code == 0
+    assert b"TZID=Asia/Kolkata" in result.stdout_bytes
