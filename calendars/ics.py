@@ -92,7 +92,8 @@ def reminder_event(
 
 def render_ics(plan: CarePlan, *, stamp: datetime, status: str = "CONFIRMED") -> bytes:
     """The plan as iCalendar bytes (CRLF line ends, folded lines, same bytes for same input)."""
-    return plan_calendar(plan, stamp=stamp, status=status).to_ical()
+    data: bytes = plan_calendar(plan, stamp=stamp, status=status).to_ical()
+    return data
 
 
 def render_event_ics(
@@ -108,4 +109,5 @@ def render_event_ics(
         first_date=plan.first_date() - VTIMEZONE_LEAD,
         last_date=plan.last_date() + timedelta(days=1),
     )
-    return cal.to_ical()
+    data: bytes = cal.to_ical()
+    return data
