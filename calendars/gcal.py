@@ -1,0 +1,781 @@
+"""Google Calendar publishing: a care plan's events pushed with the Calendar v3 API.
+
+The module is named `gcal` (not `google`) so that it can never shadow the `google` namespace
+package that google-auth lives in.
+
+How it works:
+
+* Every event gets a deterministic id from (treatment id, step key), in Google's alphabet
+  (base32hex, lowercase, 32 characters), so a re-publish addresses the same events.
+* `extendedProperties.private` tags each event with the plan tag (an opaque hash of the treatment
+  id), the event's UID, step key and content hash. `fetch` lists exactly one treatment's events
+  with the `privateExtendedProperty` filter; events without aftercal's tags are never touched.
+* Writes go in batch requests to the Calendar batch endpoint. Parts that answer 403
+  rateLimitExceeded / 429 / 5xx are re-queued with jittered exponential backoff; an insert that
+  answers 409 (the id exists, even as a cancelled event) becomes an update that sets the event
+  back to `confirmed`; 404 / 410 on delete count as done.
+* Credentials: a service-account or authorized-user JSON file (`--credentials` or
+  GOOGLE_APPLICATION_CREDENTIALS), else the token `aftercal google login` stored (JSON, 0600).
+  Reminders (popups) belong to the account that owns the calendar being read, so a service
+  account's events never ring a patient's phone unless they land in a calendar that the patient's
+  own account reads with its own reminders.
+
+googleapiclient, google-auth and httplib2 are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import dataclasses
+import hashlib
+import ipaddress
+import json
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from calendars.base import ProgressCallback, RemoteEvent, SyncActions, SyncSummary, diff_plan
+from reminders.errors import AuthError, ChannelError, InputError, NotFoundError, TransientError
+from reminders.files import write_atomic
+from reminders.schedule import CarePlan, Reminder, treatment_tag
+
+DEFAULT_ENDPOINT = "https://www.googleapis.com/"
+ENDPOINT_ENV = "AFTERCAL_GOOGLE_API_ENDPOINT"
+CONFIG_ENV = "AFTERCAL_CONFIG_DIR"
+SCOPE_EVENTS = "https://www.googleapis.com/auth/calendar.events"
+SCOPE_APP_CREATED = "https://www.googleapis.com/auth/calendar.app.created"
+TOKEN_FILE = "google-token.json"
+CALENDARS_FILE = "google-calendars.json"
+
+# Keys of extendedProperties.private (Google allows 44 characters per key).
+PROP_PLAN = "aftercalPlan"
+PROP_UID = "aftercalUid"
+PROP_STEP = "aftercalStep"
+PROP_HASH = "aftercalHash"
+PROP_FORMAT = "aftercalFormat"
+# Bump when the mapping to Google's JSON changes: every event is then rewritten once.
+BODY_FORMAT = "1"
+
+BATCH_SIZE = 50  # calls per batch request (Google accepts up to 1000; each call still counts)
+MAX_ATTEMPTS = 6  # rounds for parts that keep failing with a retryable error
+BACKOFF_BASE = 1.0  # seconds; doubled each round, full jitter, capped
+BACKOFF_CAP = 32.0
+HTTP_TIMEOUT = 60
+LOGIN_TIMEOUT = 300  # seconds to wait for the browser's redirect
+RETRYABLE_403 = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+
+SERVICE_ACCOUNT_CATCH = (
+    "Reminders belong to the signed-in account: a service account's popups never ring the patient's phone."
+)
+
+
+# ---- ids, bodies ------------------------------------------------------------------------------------
+
+
+def event_id(treatment_id: str, key: str) -> str:
+    """Google event id for (treatment id, step key): base32hex (0-9, a-v), 32 characters."""
+    digest = hashlib.sha256(f"aftercal-google\x1f{treatment_id}\x1f{key}".encode()).digest()[:20]
+    return base64.b32hexencode(digest).decode("ascii").lower()
+
+
+def _when(reminder_time: Any, zone: str) -> dict[str, str]:
+    if isinstance(reminder_time, datetime):
+        return {"dateTime": reminder_time.isoformat(), "timeZone": zone}
+    return {"date": reminder_time.isoformat()}
+
+
+def event_body(plan: CarePlan, reminder: Reminder) -> dict[str, Any]:
+    """The Calendar v3 event resource for one reminder (used for insert and for update)."""
+    zone = plan.zone.key
+    body: dict[str, Any] = {
+        "id": event_id(plan.treatment_id, reminder.key),
+        "status": "confirmed",
+        "summary": reminder.title,
+        "description": reminder.description,
+        "start": _when(reminder.start, zone),
+        "end": _when(reminder.end, zone),
+        # Never make the patient look busy, never show the event to people they share with.
+        "transparency": "transparent",
+        "visibility": "private",
+        # No "sequence": Google raises it itself when times change and refuses a lower one (400).
+        "extendedProperties": {
+            "private": {
+                PROP_PLAN: plan.plan_tag,
+                PROP_UID: reminder.uid,
+                PROP_STEP: reminder.key,
+                PROP_HASH: reminder.content_hash(),
+                PROP_FORMAT: BODY_FORMAT,
+            }
+        },
+    }
+    if reminder.alarm_text and not reminder.all_day:
+        # One popup at the event's start: the phone and its paired watch buzz then.
+        body["reminders"] = {"useDefault": False, "overrides": [{"method": "popup", "minutes": 0}]}
+    else:
+        # Without useDefault=false, Google's default reminder would ring (all-day: the night before).
+        body["reminders"] = {"useDefault": False}
+    clinic = plan.options.clinic
+    if clinic.url:
+        body["source"] = {"title": clinic.name or clinic.url, "url": clinic.url}
+    return body
+
+
+def remote_event(item: dict[str, Any], plan_tag: str) -> RemoteEvent | None:
+    """An event resource as the diff sees it; None when it is not one of this plan's events."""
+    private = (item.get("extendedProperties") or {}).get("private") or {}
+    uid = private.get(PROP_UID)
+    if not uid or private.get(PROP_PLAN) != plan_tag:
+        return None
+    content_hash = private.get(PROP_HASH) if private.get(PROP_FORMAT) == BODY_FORMAT else None
+    return RemoteEvent(
+        uid=uid,
+        content_hash=content_hash,
+        sequence=int(item.get("sequence") or 0),
+        cancelled=item.get("status") == "cancelled",
+        handle=item.get("id"),
+    )
+
+
+# ---- endpoint, config dir, credentials ---------------------------------------------------------------
+
+
+def normalize_endpoint(url: str | None) -> str:
+    """The API base URL with a trailing slash; Google's own when none is given."""
+    url = (url or "").strip() or DEFAULT_ENDPOINT
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"--api-endpoint {url!r}: use an http(s) URL such as https://www.googleapis.com/")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise InputError("--api-endpoint: give a plain base URL, without credentials, query or fragment")
+    return url if url.endswith("/") else url + "/"
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def config_dir() -> Path:
+    """aftercal's config folder: $AFTERCAL_CONFIG_DIR, else the platform's user config dir."""
+    override = os.environ.get(CONFIG_ENV, "").strip()
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("aftercal", appauthor=False))
+
+
+def token_path() -> Path:
+    return config_dir() / TOKEN_FILE
+
+
+def _ensure_config_dir() -> Path:
+    folder = config_dir()
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ChannelError(f"cannot create config folder {folder}: {exc.strerror or exc}") from None
+    return folder
+
+
+def save_token(credentials: Any) -> Path:
+    """Store user credentials as JSON (never pickle), atomically, readable by the owner only."""
+    _ensure_config_dir()
+    path = token_path()
+    write_atomic(path, credentials.to_json().encode("utf-8"), mode=0o600)
+    return path
+
+
+def login(client_secrets: Path, *, app_created: bool = False, open_browser: bool = True, port: int = 0) -> Path:
+    """OAuth installed-app flow: a browser consent, a redirect to a local port, a stored token."""
+    from google_auth_oauthlib.flow import InstalledAppFlow
+
+    scopes = [SCOPE_APP_CREATED] if app_created else [SCOPE_EVENTS]
+    try:
+        flow = InstalledAppFlow.from_client_secrets_file(str(client_secrets), scopes=scopes)
+    except FileNotFoundError:
+        raise InputError(f"cannot read {client_secrets}: no such file") from None
+    except (ValueError, KeyError, AttributeError, TypeError, OSError):
+        raise InputError(
+            f"{client_secrets} is not an OAuth client file: download the JSON of a 'Desktop app' OAuth client"
+        ) from None
+    try:
+        credentials = flow.run_local_server(port=port, open_browser=open_browser, timeout_seconds=LOGIN_TIMEOUT)
+    except Exception as exc:  # oauthlib raises many kinds; none may leak a secret
+        raise AuthError(f"Google sign-in failed ({type(exc).__name__}); run `aftercal google login` again") from None
+    finally:
+        flow.oauth2session.close()
+    return save_token(credentials)
+
+
+def _http() -> Any:
+    import httplib2  # type: ignore[import-untyped]
+
+    return httplib2.Http(timeout=HTTP_TIMEOUT)
+
+
+def load_credentials(credentials_file: Path | None, scopes: list[str]) -> Any:
+    """Credentials from a key file (argument or GOOGLE_APPLICATION_CREDENTIALS) or the stored token."""
+    env_file = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
+    source = credentials_file or (Path(env_file) if env_file else None)
+    if source is not None:
+        return _credentials_from_file(source, scopes)
+    path = token_path()
+    if not path.is_file():
+        raise AuthError("not signed in to Google: run `aftercal google login --client-secrets client_secret.json`")
+    from google.oauth2.credentials import Credentials
+
+    try:
+        credentials = Credentials.from_authorized_user_file(str(path))  # type: ignore[no-untyped-call]
+    except (ValueError, KeyError, json.JSONDecodeError, OSError):
+        raise AuthError(f"{path} is not a valid token: run `aftercal google login` again") from None
+    if not credentials.valid:
+        _refresh(credentials)
+        save_token(credentials)
+    return credentials
+
+
+def _credentials_from_file(source: Path, scopes: list[str]) -> Any:
+    try:
+        info = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"cannot read credentials file {source}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(f"{source} is not a JSON key file") from None
+    kind = info.get("type") if isinstance(info, dict) else None
+    try:
+        if kind == "service_account":
+            from google.oauth2 import service_account
+
+            return service_account.Credentials.from_service_account_info(info, scopes=scopes)  # type: ignore[no-untyped-call]
+        if kind == "authorized_user":
+            from google.oauth2.credentials import Credentials
+
+            return Credentials.from_authorized_user_info(info, scopes=scopes)  # type: ignore[no-untyped-call]
+    except (ValueError, KeyError):
+        raise InputError(f"{source}: incomplete {kind} key file") from None
+    raise InputError(f"{source}: expected a service_account or authorized_user key file, found type {kind!r}")
+
+
+def _refresh(credentials: Any) -> None:
+    import google.auth.exceptions
+    import google_auth_httplib2  # type: ignore[import-untyped]
+
+    http = _http()
+    try:
+        credentials.refresh(google_auth_httplib2.Request(http))
+    except google.auth.exceptions.RefreshError:
+        raise AuthError(
+            "Google refused the stored sign-in (expired or revoked; apps in 'Testing' status expire after "
+            "7 days): run `aftercal google login` again"
+        ) from None
+    except (google.auth.exceptions.TransportError, OSError) as exc:
+        raise TransientError(f"cannot reach Google to refresh the sign-in ({type(exc).__name__})") from None
+    finally:
+        http.close()
+
+
+# ---- errors ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Failure:
+    status: int
+    reason: str
+    message: str
+
+
+def _failure(exc: BaseException) -> _Failure:
+    """Status, Google's error reason and message of an HttpError (or a transport error: status 0)."""
+    from googleapiclient.errors import HttpError
+
+    if not isinstance(exc, HttpError):
+        return _Failure(0, type(exc).__name__, str(exc) or type(exc).__name__)
+    reason = ""
+    message = ""
+    try:
+        data = json.loads(exc.content.decode("utf-8"))
+        error = data.get("error", {}) if isinstance(data, dict) else {}
+        message = str(error.get("message", ""))
+        errors = error.get("errors") or []
+        if errors and isinstance(errors[0], dict):
+            reason = str(errors[0].get("reason", ""))
+        if not reason:
+            reason = str(error.get("status", ""))
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        pass
+    return _Failure(int(exc.resp.status), reason, (message or str(exc.resp.reason or "")).splitlines()[0][:200])
+
+
+def _retryable(failure: _Failure) -> bool:
+    if failure.status == 0 or failure.status == 429 or failure.status >= 500:
+        return True
+    return failure.status == 403 and failure.reason in RETRYABLE_403
+
+
+def _permanent_error(failure: _Failure, what: str, calendar_id: str) -> ChannelError:
+    detail = f"{failure.status} {failure.reason}".strip() + (f": {failure.message}" if failure.message else "")
+    if failure.status == 401:
+        return AuthError(f"Google refused the credentials while trying to {what} ({detail}); sign in again")
+    if failure.status == 403:
+        return AuthError(
+            f"Google refused to {what} in calendar {calendar_id!r} ({detail}); check the account's access "
+            "to that calendar and the scope it signed in with"
+        )
+    if failure.status == 404:
+        return NotFoundError(f"Google does not know calendar {calendar_id!r} ({detail}); check --calendar-id")
+    if failure.status == 0:
+        return TransientError(f"cannot reach the Calendar API to {what} ({failure.message})")
+    return ChannelError(f"Google answered {detail} while trying to {what}")
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    import httplib2
+
+    return (httplib2.HttpLib2Error, OSError, socket.timeout)
+
+
+# ---- the publisher -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Op:
+    kind: str  # insert | update | delete | list
+    calendar_id: str
+    event_id: str = ""
+    body: dict[str, Any] | None = None
+    counts_as: str = ""  # created | updated | deleted (writes only)
+    label: str = ""  # step key or uid, for progress
+    owner: int = 0  # index of the job (treatment) the call belongs to
+    summary: SyncSummary | None = None  # where a finished write is counted
+    plan_tag: str = ""  # list calls: whose events
+    page: str | None = None  # list calls: page token
+    hops: int = 0  # insert -> update -> insert conversions, bounded
+
+
+@dataclass
+class RequestStats:
+    """What this client sent: HTTP requests and API calls (a batch is one request, n calls)."""
+
+    http_requests: int = 0
+    api_calls: int = 0
+
+
+@dataclass
+class Job:
+    """One treatment for `GooglePublisher.sync_many`: publish `plan`, or unpublish when plan is None."""
+
+    label: str
+    calendar_id: str
+    plan: CarePlan | None
+    treatment_id: str
+
+    @property
+    def plan_tag(self) -> str:
+        return self.plan.plan_tag if self.plan is not None else treatment_tag(self.treatment_id)
+
+
+@dataclass
+class JobResult:
+    job: Job
+    actions: SyncActions | None = None
+    summary: SyncSummary = field(default_factory=SyncSummary)
+    error: ChannelError | None = None
+
+
+class GooglePublisher:
+    """Publisher (calendars.base) for one Google calendar, plus `sync_many` for a day's treatments."""
+
+    name = "google"
+
+    def __init__(
+        self,
+        service: Any,
+        *,
+        calendar_id: str = "primary",
+        batch_uri: str,
+        batch_size: int = BATCH_SIZE,
+        max_attempts: int = MAX_ATTEMPTS,
+        backoff_base: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        credentials: Any = None,
+    ) -> None:
+        self.service = service
+        self.calendar_id = calendar_id
+        self.batch_uri = batch_uri
+        self.batch_size = max(1, min(batch_size, 1000))
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_base = BACKOFF_BASE if backoff_base is None else backoff_base
+        self.sleep = sleep
+        self.credentials = credentials
+        self.stats = RequestStats()
+        # The access token as loaded from aftercal's token file (None: credentials from elsewhere).
+        self.stored_token: str | None = None
+        self.page_size = 2500  # events per list page (Google's maximum)
+        self._cancelled_ids: set[tuple[str, str]] = set()  # (calendar id, event id) seen cancelled
+        self._events_resource: Any = None
+
+    def events_api(self) -> Any:
+        """The events collection; built once (googleapiclient builds it anew, at ~7 ms, per call)."""
+        if self._events_resource is None:
+            self._events_resource = self.service.events()
+        return self._events_resource
+
+    def close(self) -> None:
+        """Store a token the client refreshed during the run; close its HTTP connections."""
+        try:
+            credentials = self.credentials
+            if self.stored_token is not None and credentials is not None and credentials.token != self.stored_token:
+                save_token(credentials)
+                self.stored_token = credentials.token
+        finally:
+            self.service.close()
+
+    def __enter__(self) -> GooglePublisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def for_calendar(self, calendar_id: str) -> GooglePublisher:
+        """The same client (connections, counters, memory of cancelled ids) on another calendar."""
+        other = copy.copy(self)
+        other.calendar_id = calendar_id
+        return other
+
+    # -- single requests with retries --
+
+    def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
+        delay = random.uniform(0, min(BACKOFF_CAP, self.backoff_base * (2**attempt)))  # jitter, not crypto
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, BACKOFF_CAP))
+        self.sleep(delay)
+
+    def _execute(self, request: Any, what: str) -> Any:
+        """One API call, retried with jittered backoff on 429 / 5xx / 403 rate limits / network errors."""
+        from googleapiclient.errors import HttpError
+
+        for attempt in range(self.max_attempts):
+            self.stats.http_requests += 1
+            self.stats.api_calls += 1
+            try:
+                return request.execute(num_retries=0)
+            except (HttpError, *_transport_errors()) as exc:
+                failure = _failure(exc)
+                if not _retryable(failure):
+                    raise _permanent_error(failure, what, self.calendar_id) from None
+                if attempt + 1 >= self.max_attempts:
+                    break
+                self._backoff(attempt, _retry_after(exc))
+        if failure.status == 0:
+            raise TransientError(
+                f"cannot reach the Calendar API to {what} ({failure.reason}, {self.max_attempts} attempts); "
+                "check the network (or --api-endpoint) and run the same command again"
+            )
+        raise TransientError(
+            f"Google kept failing while trying to {what} ({failure.status} {failure.reason}, "
+            f"{self.max_attempts} attempts); run the same command again later"
+        )
+
+    # -- Publisher --
+
+    def fetch(self, plan_tag: str) -> dict[str, RemoteEvent]:
+        """Every event of one treatment in this calendar, cancelled ones included, by UID."""
+        events: dict[str, RemoteEvent] = {}
+        page: str | None = None
+        while True:
+            response = self._execute(self._list_request(self.calendar_id, plan_tag, page), "list events")
+            page = self._collect(self.calendar_id, plan_tag, response, events)
+            if not page:
+                return events
+
+    def _list_request(self, calendar_id: str, plan_tag: str, page: str | None) -> Any:
+        return self.events_api().list(
+            calendarId=calendar_id,
+            privateExtendedProperty=f"{PROP_PLAN}={plan_tag}",
+            showDeleted=True,
+            maxResults=self.page_size,
+            pageToken=page,
+        )
+
+    def _collect(
+        self, calendar_id: str, plan_tag: str, response: dict[str, Any], events: dict[str, RemoteEvent]
+    ) -> str | None:
+        """Add one list page's events to `events`; returns the next page token."""
+        for item in response.get("items", []):
+            if item.get("status") == "cancelled" and item.get("id"):
+                self._cancelled_ids.add((calendar_id, item["id"]))
+            held = remote_event(item, plan_tag)
+            if held is None:
+                continue
+            current = events.get(held.uid)
+            # Two events with one UID cannot come from aftercal's ids; prefer the live one.
+            if current is None or (current.cancelled and not held.cancelled):
+                events[held.uid] = held
+        page = response.get("nextPageToken")
+        return str(page) if page else None
+
+    def apply(
+        self, plan: CarePlan | None, actions: SyncActions, progress: ProgressCallback | None = None
+    ) -> SyncSummary:
+        """Carry out `actions` in batch requests; safe to re-run after a failure at any point."""
+        summary = SyncSummary(unchanged=len(actions.unchanged))
+        errors = self.run(self._write_ops(self.calendar_id, plan, actions, summary, 0), progress)
+        if errors:
+            raise errors[0]
+        return summary
+
+    def _write_ops(
+        self, calendar_id: str, plan: CarePlan | None, actions: SyncActions, summary: SyncSummary, owner: int
+    ) -> list[_Op]:
+        ops: list[_Op] = []
+        if plan is not None:
+            for reminder in actions.create:
+                body = event_body(plan, reminder)
+                kind = "update" if (calendar_id, body["id"]) in self._cancelled_ids else "insert"
+                ops.append(_Op(kind, calendar_id, body["id"], body, "created", reminder.key, owner, summary))
+            for reminder, held in actions.update:
+                body = event_body(plan, reminder)
+                body["id"] = held.handle if isinstance(held.handle, str) and held.handle else body["id"]
+                ops.append(_Op("update", calendar_id, body["id"], body, "updated", reminder.key, owner, summary))
+        for held in actions.delete:
+            if isinstance(held.handle, str) and held.handle:
+                ops.append(_Op("delete", calendar_id, held.handle, None, "deleted", held.uid, owner, summary))
+        return ops
+
+    def sync_many(
+        self, jobs: list[Job], *, dry_run: bool = False, progress: ProgressCallback | None = None
+    ) -> list[JobResult]:
+        """Publish / unpublish many treatments with as few HTTP requests as Google allows.
+
+        The lists of all treatments go in shared batch requests, then all their writes do. A
+        permanent error fails only the treatment it belongs to; the others go on.
+        """
+        results = [JobResult(job) for job in jobs]
+        remote: list[dict[str, RemoteEvent]] = [{} for _ in jobs]
+        lists = [_Op("list", job.calendar_id, owner=i, plan_tag=job.plan_tag) for i, job in enumerate(jobs)]
+        for owner, error in self.run(lists, None, remote=remote).items():
+            results[owner].error = error
+        writes: list[_Op] = []
+        for owner, result in enumerate(results):
+            if result.error is not None:
+                continue
+            job = result.job
+            result.actions = diff_plan(job.plan, remote[owner])
+            result.summary = SyncSummary(unchanged=len(result.actions.unchanged))
+            if not dry_run:
+                writes += self._write_ops(job.calendar_id, job.plan, result.actions, result.summary, owner)
+        for owner, error in self.run(writes, progress).items():
+            results[owner].error = error
+        return results
+
+    def run(
+        self,
+        ops: Iterable[_Op],
+        progress: ProgressCallback | None = None,
+        *,
+        remote: list[dict[str, RemoteEvent]] | None = None,
+    ) -> dict[int, ChannelError]:
+        """Send `ops` in batches until each is done or failed for good; retryable parts go again.
+
+        Returns the first permanent error of each owner (job); that owner's other calls still run.
+        """
+        pending = list(ops)
+        errors: dict[int, ChannelError] = {}
+        attempt = 0
+        while pending:
+            again: list[_Op] = []
+            retry: list[_Op] = []
+            for start in range(0, len(pending), self.batch_size):
+                chunk = pending[start : start + self.batch_size]
+                for op, response, failure in self._send_batch(chunk):
+                    if failure is None:
+                        if op.kind == "list":
+                            assert remote is not None
+                            page = self._collect(op.calendar_id, op.plan_tag, response or {}, remote[op.owner])
+                            if page:
+                                again.append(dataclasses.replace(op, page=page))
+                            continue
+                        self._done(op, progress)
+                        continue
+                    follow = _follow_up(op, failure)
+                    if isinstance(follow, str):  # "done": a delete of something already gone
+                        self._done(op, progress)
+                    elif follow is not None:
+                        again.append(follow)
+                    elif _retryable(failure):
+                        retry.append(op)
+                    elif op.owner not in errors:
+                        what = "list events" if op.kind == "list" else f"{op.kind} event {op.label}"
+                        errors[op.owner] = _permanent_error(failure, what, op.calendar_id)
+            if retry:
+                attempt += 1
+                if attempt >= self.max_attempts:
+                    for op in retry:
+                        errors.setdefault(
+                            op.owner,
+                            TransientError(
+                                f"Google kept failing ({len(retry)} call(s) still failing after {attempt} attempts); "
+                                "run the same command again later"
+                            ),
+                        )
+                    break
+                self._backoff(attempt - 1)
+            pending = again + retry
+        return errors
+
+    def _done(self, op: _Op, progress: ProgressCallback | None) -> None:
+        if op.summary is not None:
+            setattr(op.summary, op.counts_as, getattr(op.summary, op.counts_as) + 1)
+        if op.kind == "delete":
+            self._cancelled_ids.add((op.calendar_id, op.event_id))
+        if progress is not None:
+            progress(op.counts_as, op.label)
+
+    def _request(self, op: _Op) -> Any:
+        events = self.events_api()
+        if op.kind == "insert":
+            return events.insert(calendarId=op.calendar_id, body=op.body)
+        if op.kind == "update":
+            return events.update(calendarId=op.calendar_id, eventId=op.event_id, body=op.body)
+        if op.kind == "delete":
+            return events.delete(calendarId=op.calendar_id, eventId=op.event_id)
+        return self._list_request(op.calendar_id, op.plan_tag, op.page)
+
+    def _send_batch(self, chunk: list[_Op]) -> list[tuple[_Op, Any, _Failure | None]]:
+        """One batch request; a failure of the whole request fails each part (retryable or not)."""
+        from googleapiclient.errors import BatchError, HttpError
+        from googleapiclient.http import BatchHttpRequest
+
+        results: dict[str, tuple[_Op, Any, _Failure | None]] = {}
+
+        def callback(request_id: str, response: Any, exception: BaseException | None) -> None:
+            op = chunk[int(request_id)]
+            results[request_id] = (op, response, None if exception is None else _failure(exception))
+
+        # Not service.new_batch_http_request(): that one ignores a custom API endpoint.
+        batch = BatchHttpRequest(callback=callback, batch_uri=self.batch_uri)
+        for index, op in enumerate(chunk):
+            batch.add(self._request(op), request_id=str(index))
+        self.stats.http_requests += 1
+        self.stats.api_calls += len(chunk)
+        try:
+            batch.execute()
+        except (HttpError, *_transport_errors()) as exc:
+            failure = _failure(exc)
+            return [(op, None, failure) for op in chunk]
+        except BatchError as exc:
+            failure = _Failure(502, "badBatchResponse", str(getattr(exc, "reason", "") or "malformed batch answer"))
+            return [(op, None, failure) for op in chunk]
+        missing = _Failure(502, "missingPart", "the batch answer left this call out")
+        return [results.get(str(index), (op, None, missing)) for index, op in enumerate(chunk)]
+
+    # -- calendars (for calendar.app.created) --
+
+    def ensure_calendar(self, name: str, zone: str) -> str:
+        """Id of the calendar aftercal created under `name` (remembered in the config dir), or a new one."""
+        remembered = _load_calendars()
+        key = f"{self.batch_uri}|{name}"
+        known = remembered.get(key)
+        if known:
+            with contextlib.suppress(NotFoundError):
+                self._execute(self.service.calendars().get(calendarId=known), "read the calendar")
+                return known
+        created = self._execute(
+            self.service.calendars().insert(body={"summary": name, "timeZone": zone}), "create a calendar"
+        )
+        calendar_id = str(created["id"])
+        remembered[key] = calendar_id
+        _ensure_config_dir()
+        write_atomic(config_dir() / CALENDARS_FILE, json.dumps(remembered, indent=2).encode(), mode=0o600)
+        return calendar_id
+
+
+def _load_calendars() -> dict[str, str]:
+    path = config_dir() / CALENDARS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    resp = getattr(exc, "resp", None)
+    value = resp.get("retry-after") if resp is not None and hasattr(resp, "get") else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _follow_up(op: _Op, failure: _Failure) -> _Op | str | None:
+    """What a part's error means besides retry/permanent: 'done', a converted op, or None."""
+    if op.kind == "delete" and failure.status in (404, 410):
+        return "done"  # already gone
+    if op.hops >= 3:
+        return None
+    if op.kind == "insert" and failure.status == 409:
+        # The id exists (perhaps cancelled): overwrite it, which also sets it back to confirmed.
+        return dataclasses.replace(op, kind="update", hops=op.hops + 1)
+    if op.kind == "update" and failure.status in (404, 410) and op.body is not None:
+        return dataclasses.replace(op, kind="insert", hops=op.hops + 1)
+    return None
+
+
+# ---- wiring ------------------------------------------------------------------------------------------
+
+
+def connect(
+    *,
+    api_endpoint: str | None = None,
+    credentials_file: Path | None = None,
+    no_auth: bool = False,
+    calendar_id: str = "primary",
+    scopes: list[str] | None = None,
+    **options: Any,
+) -> GooglePublisher:
+    """A publisher on the real client: Google's API, or a Calendar-v3-compatible endpoint."""
+    from googleapiclient.discovery import build
+
+    base = normalize_endpoint(api_endpoint)
+    credentials = None
+    from_store = False
+    if no_auth:
+        if not is_loopback(base):
+            raise InputError("--no-auth is only allowed with an --api-endpoint on loopback (127.0.0.1, ::1, localhost)")
+        http = _http()
+    else:
+        import google_auth_httplib2
+
+        credentials = load_credentials(credentials_file, scopes or [SCOPE_EVENTS])
+        from_store = credentials_file is None and not os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
+        http = google_auth_httplib2.AuthorizedHttp(credentials, http=_http())
+    service = build(
+        "calendar",
+        "v3",
+        http=http,
+        client_options={"api_endpoint": base + "calendar/v3/"},
+        static_discovery=True,
+        cache_discovery=False,
+    )
+    publisher = GooglePublisher(
+        service, calendar_id=calendar_id, batch_uri=base + "batch/calendar/v3", credentials=credentials, **options
+    )
+    if from_store and credentials is not None:
+        publisher.stored_token = credentials.token
+    return publisher
