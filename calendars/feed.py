@@ -1,0 +1,403 @@
+"""Subscription feeds: a Starlette (ASGI) app serving each treatment's calendar at a secret link.
+
+Routes, and nothing else (other paths 404, other methods 405):
+
+    GET|HEAD /f/<token>.ics   the care plan as text/calendar (`?download=1`: as an attachment)
+    GET|HEAD /f/<token>       the patient's landing page (calendars.landing)
+
+The database is the source of truth, so several processes can share one PostgreSQL database:
+every request looks the token's SHA-256 up (one indexed query, the same work for unknown,
+rotated and revoked tokens, which all get the same 404). Bodies are rendered once per treatment
+revision and kept in an in-process LRU cache keyed by (treatment, revision, phase), so a 304 or a
+repeated 200 costs one lookup and no calendar rendering. ETag is a hash of the body (strong),
+Last-Modified the treatment's last change; If-None-Match wins over If-Modified-Since.
+
+A cancelled treatment's feed keeps its events with STATUS:CANCELLED (and a higher SEQUENCE) for
+`cancelled_for` (30 days by default), long enough for every subscribed calendar to refresh and
+remove them; after that the feed is a valid, empty VCALENDAR.
+
+`serve` runs the app under uvicorn with access logs whose paths never carry a token
+(`/f/<redacted>.ics`), and shuts down cleanly on SIGINT/SIGTERM (open requests finish, database
+connections close).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import re
+import signal
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from calendars.ics import render_ics
+from calendars.store import Store, StoreError, Treatment, open_store
+from reminders.schedule import CarePlan
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+CANCELLED_FEED_PERIOD = timedelta(days=30)
+# Calendar apps poll on their own schedule (REFRESH-INTERVAL is 12 h); a short max-age keeps a
+# reschedule visible on the next poll, and revalidation is a cheap 304.
+CACHE_CONTROL = "private, max-age=300, must-revalidate"
+CACHE_SIZE = 4096
+FEED_FILENAME = "aftercare.ics"
+
+_COMMON_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---- token redaction for logs -----------------------------------------------------------------------
+
+_FEED_PATH = re.compile(r"(/f/)[^/?#\s\"']*?(\.ics)?(?=[/?#\s\"']|$)")
+_TOKENISH = re.compile(r"[A-Za-z0-9_-]{32,}")
+
+
+def redact(text: str) -> str:
+    """`text` with every feed token (and anything token-shaped) replaced by <redacted>."""
+    text = _FEED_PATH.sub(lambda m: f"{m.group(1)}<redacted>{m.group(2) or ''}", text)
+    return _TOKENISH.sub("<redacted>", text)
+
+
+class RedactTokens(logging.Filter):
+    """Logging filter for uvicorn's handlers: no token ever reaches a log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def log_config(level: str = "info") -> dict[str, Any]:
+    """uvicorn's logging config with the redacting filter on every handler."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_tokens"] = {"()": RedactTokens}
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("redact_tokens")
+    for logger in config["loggers"].values():
+        if "level" in logger:
+            logger["level"] = level.upper()
+    return config
+
+
+# ---- bodies -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Body:
+    """A rendered feed, ready to send."""
+
+    plan: CarePlan
+    ics: bytes
+    etag: str  # quoted, strong
+    last_modified: datetime
+    phase: str  # "active", "cancelled" or "ended"
+
+
+class BodyCache:
+    """Rendered feeds per (treatment pk, revision, phase, last change): a small thread-safe LRU."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[int, int, str, str], Body] = OrderedDict()
+        self._lock = threading.Lock()
+        self.renders = 0  # how many times a calendar was rendered (tests and benchmarks read it)
+
+    def get(self, key: tuple[int, int, str, str]) -> Body | None:
+        with self._lock:
+            body = self._items.get(key)
+            if body is not None:
+                self._items.move_to_end(key)
+            return body
+
+    def put(self, key: tuple[int, int, str, str], body: Body) -> None:
+        with self._lock:
+            self._items[key] = body
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+def feed_phase(treatment: Treatment, now: datetime, cancelled_for: timedelta) -> tuple[str, datetime]:
+    """("active" | "cancelled" | "ended", the moment the feed last changed)."""
+    if not treatment.cancelled:
+        return "active", treatment.updated_at
+    ended_at = (treatment.cancelled_at or treatment.updated_at) + cancelled_for
+    if now >= ended_at:
+        return "ended", max(ended_at.replace(microsecond=0), treatment.updated_at)
+    return "cancelled", treatment.updated_at
+
+
+def render_body(treatment: Treatment, phase: str, changed: datetime) -> Body:
+    """The feed bytes of one treatment in one phase; DTSTAMP is the last change, so bytes are stable."""
+    plan = treatment.plan()
+    if phase == "ended":
+        data = render_ics(replace(plan, reminders=()), stamp=changed)
+    else:
+        data = render_ics(plan, stamp=changed, status="CANCELLED" if phase == "cancelled" else "CONFIRMED")
+    etag = '"' + hashlib.sha256(data).hexdigest()[:40] + '"'
+    return Body(plan=plan, ics=data, etag=etag, last_modified=changed, phase=phase)
+
+
+def _not_modified(headers: Any, etag: str, last_modified: datetime) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match (weak comparison) first; If-Modified-Since only without it."""
+    match = headers.get("if-none-match")
+    if match is not None:
+        tags = [tag.strip() for tag in match.split(",")]
+        return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
+    since_text = headers.get("if-modified-since")
+    if since_text:
+        try:
+            since = parsedate_to_datetime(since_text)
+        except (TypeError, ValueError, IndexError):
+            return False
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        return last_modified <= since
+    return False
+
+
+def webcal_url(ics_url: str) -> str:
+    """The same feed for Apple's subscribe sheet (webcal:// works for http and https feeds)."""
+    return "webcal://" + ics_url.split("://", 1)[1]
+
+
+# ---- the app ----------------------------------------------------------------------------------------
+
+
+class FeedApp:
+    """The request handlers; `create_app` wraps them in a Starlette app."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        base_url: str | None,
+        cancelled_for: timedelta,
+        clock: Clock,
+    ) -> None:
+        self.store = store
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.cancelled_for = cancelled_for
+        self.clock = clock
+        self.cache = BodyCache()
+
+    async def body_for(self, token: str) -> Body | None:
+        """The feed body for a token, or None. Blocking work runs in the thread pool, except the
+        SQLite lookup: a local indexed read in WAL mode never waits for writers and takes
+        microseconds, less than a hop to a worker thread."""
+        from starlette.concurrency import run_in_threadpool
+
+        if self.store.dialect == "sqlite":
+            treatment = self.store.lookup_token(token)
+        else:
+            treatment = await run_in_threadpool(self.store.lookup_token, token)
+        if treatment is None:
+            return None
+        phase, changed = feed_phase(treatment, self.clock(), self.cancelled_for)
+        key = (treatment.pk, treatment.revision, phase, changed.isoformat())
+        body = self.cache.get(key)
+        if body is None:
+            body = await run_in_threadpool(render_body, treatment, phase, changed)
+            self.cache.renders += 1
+            self.cache.put(key, body)
+        return body
+
+    def base(self, request: Request) -> str:
+        if self.base_url:
+            return self.base_url
+        return str(request.base_url).rstrip("/")
+
+    async def feed(self, request: Request) -> Response:
+        from starlette.responses import Response
+
+        body = await self.body_for(request.path_params["token"])
+        if body is None:
+            return _not_found()
+        headers = {
+            **_COMMON_HEADERS,
+            "ETag": body.etag,
+            "Last-Modified": format_datetime(body.last_modified.astimezone(UTC), usegmt=True),
+            "Cache-Control": CACHE_CONTROL,
+        }
+        if _not_modified(request.headers, body.etag, body.last_modified):
+            return Response(status_code=304, headers=headers)
+        if request.query_params.get("download") == "1":
+            headers["Content-Disposition"] = f'attachment; filename="{FEED_FILENAME}"'
+        return Response(body.ics, media_type="text/calendar; charset=utf-8", headers=headers)
+
+    async def page(self, request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import HTMLResponse
+
+        from calendars.landing import render_landing_page
+
+        token = request.path_params["token"]
+        body = await self.body_for(token)
+        if body is None:
+            return _not_found()
+        ics_url = f"{self.base(request)}/f/{token}.ics"
+        html = await run_in_threadpool(
+            lambda: render_landing_page(
+                body.plan, ics_url=ics_url, webcal_url=webcal_url(ics_url), cancelled=body.phase != "active"
+            )
+        )
+        headers = {**_COMMON_HEADERS, "Cache-Control": "private, no-cache"}
+        return HTMLResponse(html, headers=headers)
+
+
+def _not_found() -> Response:
+    from starlette.responses import PlainTextResponse
+
+    return PlainTextResponse("Not Found", status_code=404, headers=_COMMON_HEADERS)
+
+
+def create_app(
+    store_url: str | Path | Store | None,
+    *,
+    base_url: str | None = None,
+    cancelled_for: timedelta = CANCELLED_FEED_PERIOD,
+    clock: Clock | None = None,
+) -> Starlette:
+    """The ASGI app for a store (path, postgresql:// URL, or an open Store, which the app then owns)."""
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    store = store_url if isinstance(store_url, Store) else open_store(store_url)
+    handlers = FeedApp(store, base_url=base_url, cancelled_for=cancelled_for, clock=clock or _utc_now)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            store.close()
+
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        headers = {**_COMMON_HEADERS, **(exc.headers or {})}
+        return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=headers)
+
+    async def store_down(_request: Request, exc: Exception) -> Response:
+        # StoreError messages name the database without its password, and never a token.
+        logging.getLogger("aftercal.feed").error("treatment database unavailable: %s", redact(str(exc)))
+        return PlainTextResponse(
+            "Service Unavailable", status_code=503, headers={**_COMMON_HEADERS, "Retry-After": "30"}
+        )
+
+    # Blocking store calls run in Starlette's thread pool, on the store's pooled connections.
+    app = Starlette(
+        routes=[
+            Route("/f/{token}.ics", handlers.feed, methods=["GET", "HEAD"]),
+            Route("/f/{token}", handlers.page, methods=["GET", "HEAD"]),
+        ],
+        exception_handlers={HTTPException: http_error, StoreError: store_down},
+        lifespan=lifespan,
+    )
+    app.router.redirect_slashes = False  # no path outside the routes: not even a redirect
+    app.state.feed = handlers
+    return app
+
+
+def serve(
+    store_url: str | Path | None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    base_url: str | None = None,
+    cancelled_for: timedelta = CANCELLED_FEED_PERIOD,
+    log_level: str = "info",
+) -> None:
+    """Run the feed server under uvicorn until SIGINT/SIGTERM."""
+    import uvicorn
+
+    app = create_app(store_url, base_url=base_url, cancelled_for=cancelled_for)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=log_config(log_level),
+        log_level=log_level,
+        server_header=False,
+        proxy_headers=True,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler
+    # that was there before it: make that a no-op, so a requested stop is a clean exit (status 0).
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            previous[stop] = signal.signal(stop, lambda _number, _frame: None)
+    try:
+        server.run()
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+
+
+# ---- links --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedLinks:
+    """The three addresses of one treatment's feed (they carry the secret token)."""
+
+    feed: str  # https://.../f/<token>.ics
+    webcal: str  # webcal://.../f/<token>.ics
+    page: str  # https://.../f/<token>
+
+
+def check_base_url(base_url: str) -> str:
+    """`base_url` without its trailing slash, or a one-line error for anything but http(s)://host[/path]."""
+    from urllib.parse import urlsplit
+
+    from reminders.errors import InputError
+
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise InputError(f"--base-url {base_url!r}: use a URL such as https://care.example") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise InputError(f"--base-url {base_url!r}: use an http(s) URL such as https://care.example, no query")
+    if any(c.isspace() for c in base_url):
+        raise InputError(f"--base-url {base_url!r}: no spaces allowed")
+    return base_url.rstrip("/")
+
+
+def feed_links(base_url: str, token: str) -> FeedLinks:
+    base = check_base_url(base_url)
+    feed = f"{base}/f/{token}.ics"
+    return FeedLinks(feed=feed, webcal=webcal_url(feed), page=f"{base}/f/{token}")

@@ -1,0 +1,609 @@
+"""The clinic's treatment store behind subscription feeds: a thin layer over SQLite and PostgreSQL.
+
+One table of treatments, each with the capability token of its feed stored only as a SHA-256
+hash. SQLite (one file, the default) serves one machine; a ``postgresql://`` URL lets several
+server processes share one database. Both speak the same SQL here: ``?`` placeholders (turned
+into ``%s`` for psycopg), ISO-8601 UTC text for timestamps, JSON text for options.
+
+Schema migrations are versioned: ``schema_version`` holds the last applied step and every step
+of `MIGRATIONS` runs once, in order, inside its own transaction (PostgreSQL takes an advisory
+lock so two processes starting together do not both migrate).
+
+Tokens: ``secrets.token_urlsafe(32)`` (256 random bits, URL-safe). The clear token exists only in
+the return value of `add` and `rotate_link`; `lookup_token` finds a treatment by the hash alone
+(an indexed equality lookup) and compares with `hmac.compare_digest`, the same work for unknown
+and revoked tokens (a revoked link simply has no hash any more).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from reminders import make_plan
+from reminders.errors import AftercalError, ChannelError, InputError
+from reminders.protocol import Protocol, load_protocol, parse_protocol
+from reminders.schedule import CarePlan, Clinic, PlanOptions, QuietHours, get_zone, parse_start
+
+TOKEN_BYTES = 32  # 256 random bits; the issue asks for at least 128
+DEFAULT_DB_NAME = "clinic.db"
+ACTIVE = "active"
+CANCELLED = "cancelled"
+
+Clock = Callable[[], datetime]
+
+
+class StoreError(ChannelError):
+    """The treatment database cannot be opened or used."""
+
+
+class UnknownTreatmentError(InputError):
+    """No treatment with that id in the store."""
+
+
+def default_db_path() -> Path:
+    """``$AFTERCAL_DATA_DIR/clinic.db``, else ``clinic.db`` in the user data dir (platformdirs)."""
+    override = os.environ.get("AFTERCAL_DATA_DIR")
+    if override:
+        return Path(override) / DEFAULT_DB_NAME
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("aftercal", appauthor=False)) / DEFAULT_DB_NAME
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def _from_iso(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text).astimezone(UTC) if text else None
+
+
+# ---- options -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredOptions:
+    """What shapes a stored treatment's plan besides protocol, start and zone."""
+
+    discreet: bool = False
+    morning: str = "09:00"
+    quiet: str = "21:00-08:00"  # HH:MM-HH:MM, or "off"
+    clinic_name: str | None = None
+    clinic_phone: str | None = None
+    clinic_url: str | None = None
+    patient_name: str | None = None  # kept for the clinic's list
+    name_in_feed: bool = False  # the patient's name appears in the feed only when the clinic asked
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> StoredOptions:
+        data = json.loads(text or "{}")
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def plan_options(self, sequence: int) -> PlanOptions:
+        return PlanOptions(
+            morning=_clock(self.morning, "--morning"),
+            quiet=_quiet(self.quiet),
+            discreet=self.discreet,
+            patient_name=self.patient_name if self.name_in_feed else None,
+            clinic=Clinic(name=self.clinic_name, phone=self.clinic_phone, url=self.clinic_url),
+            sequence=sequence,
+        )
+
+
+def _clock(value: str, flag: str) -> time:
+    try:
+        return time.fromisoformat(value).replace(second=0, microsecond=0)
+    except ValueError:
+        raise InputError(f"{flag} {value!r}: use HH:MM, e.g. 09:00") from None
+
+
+def _quiet(value: str) -> QuietHours:
+    if value.strip().lower() == "off":
+        return QuietHours(time(0), time(0))
+    start, sep, end = value.partition("-")
+    if not sep:
+        raise InputError(f"--quiet {value!r}: use HH:MM-HH:MM, e.g. 21:00-08:00, or off")
+    return QuietHours(_clock(start.strip(), "--quiet"), _clock(end.strip(), "--quiet"))
+
+
+# ---- rows ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """One stored treatment (never holds the clear token)."""
+
+    pk: int
+    treatment_id: str
+    protocol: str  # as the clinic named it (shipped name or path)
+    protocol_toml: str = field(repr=False)  # the protocol's text when added: feeds never read files
+    start_local: str  # local ISO time, e.g. 2026-11-24T10:00 (with offset only when the clinic gave one)
+    zone: str
+    options: StoredOptions
+    revision: int  # iCalendar SEQUENCE: bumped on reschedule and cancel
+    status: str
+    created_at: datetime
+    updated_at: datetime  # DTSTAMP / LAST-MODIFIED of the feed, and its HTTP Last-Modified
+    cancelled_at: datetime | None
+    has_link: bool
+    link_created_at: datetime | None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.status == CANCELLED
+
+    def parsed_protocol(self) -> Protocol:
+        return parse_protocol(self.protocol_toml, origin=self.protocol)
+
+    def plan(self) -> CarePlan:
+        """The same plan `aftercal plan` makes for these inputs, with SEQUENCE = revision."""
+        return make_plan(
+            self.parsed_protocol(),
+            self.start_local,
+            self.zone,
+            treatment_id=self.treatment_id,
+            options=self.options.plan_options(self.revision),
+        )
+
+
+_COLUMNS = (
+    "pk, treatment_id, protocol, protocol_toml, start_local, zone, options, revision, status, "
+    "created_at, updated_at, cancelled_at, token_hash, link_created_at"
+)
+
+
+def _row(values: Sequence[Any]) -> Treatment:
+    return Treatment(
+        pk=int(values[0]),
+        treatment_id=values[1],
+        protocol=values[2],
+        protocol_toml=values[3],
+        start_local=values[4],
+        zone=values[5],
+        options=StoredOptions.from_json(values[6]),
+        revision=int(values[7]),
+        status=values[8],
+        created_at=_from_iso(values[9]) or _utc_now(),
+        updated_at=_from_iso(values[10]) or _utc_now(),
+        cancelled_at=_from_iso(values[11]),
+        has_link=values[12] is not None,
+        link_created_at=_from_iso(values[13]),
+    )
+
+
+# ---- migrations ----------------------------------------------------------------------------------
+
+# Each step is applied once, in order, in one transaction; never edit a released step, add one.
+# A step is a list of statements, or a dict of lists per dialect ("sqlite", "postgres").
+MIGRATIONS: list[list[str] | dict[str, list[str]]] = [
+    # 1: treatments with their hashed link
+    {
+        "sqlite": [
+            """CREATE TABLE treatments (
+                pk INTEGER PRIMARY KEY AUTOINCREMENT,
+                treatment_id TEXT NOT NULL UNIQUE,
+                protocol TEXT NOT NULL,
+                protocol_toml TEXT NOT NULL,
+                start_local TEXT NOT NULL,
+                zone TEXT NOT NULL,
+                options TEXT NOT NULL,
+                revision INTEGER NOT NULL DEFAULT 0,
+                status TEXT NOT NULL DEFAULT 'active',
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                cancelled_at TEXT,
+                token_hash TEXT UNIQUE,
+                link_created_at TEXT
+            )""",
+        ],
+        "postgres": [
+            """CREATE TABLE treatments (
+                pk BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                treatment_id TEXT NOT NULL UNIQUE,
+                protocol TEXT NOT NULL,
+                protocol_toml TEXT NOT NULL,
+                start_local TEXT NOT NULL,
+                zone TEXT NOT NULL,
+                options TEXT NOT NULL,
+                revision INTEGER NOT NULL DEFAULT 0,
+                status TEXT NOT NULL DEFAULT 'active',
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                cancelled_at TEXT,
+                token_hash TEXT UNIQUE,
+                link_created_at TEXT
+            )""",
+        ],
+    },
+    # 2: the clinic's list is read newest first
+    ["CREATE INDEX treatments_by_created ON treatments (created_at)"],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# ---- the store -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Store:
+    """Treatments in SQLite or PostgreSQL. Thread-safe: calls borrow from a small connection pool."""
+
+    url: str
+    dialect: str  # "sqlite" or "postgres"
+    target: str  # file path or libpq URL
+    clock: Clock = _utc_now
+    max_connections: int = 8
+    _idle: list[Any] = field(default_factory=list, repr=False)
+    _open: int = field(default=0, repr=False)
+    _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
+
+    # -- connections
+
+    def _connect(self) -> Any:
+        if self.dialect == "sqlite":
+            try:
+                conn = sqlite3.connect(self.target, timeout=10.0, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout = 10000")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA foreign_keys = ON")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the treatment database {self.target}: {exc}") from None
+            return conn
+        import psycopg
+
+        try:
+            return psycopg.connect(self.target, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot connect to the treatment database {_safe_url(self.url)}: {_pg_reason(exc)}"
+            ) from None
+
+    @contextmanager
+    def _conn(self) -> Iterator[Any]:
+        """Borrow a connection from the pool (at most `max_connections`, opened on demand).
+
+        A connection that broke (PostgreSQL restarted, network cut) is dropped, not returned, so
+        the next request opens a fresh one.
+        """
+        with self._cond:
+            while not self._idle and self._open >= self.max_connections:
+                self._cond.wait()
+            conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                self._open += 1
+        if conn is None:
+            try:
+                conn = self._connect()
+            except BaseException:
+                with self._cond:
+                    self._open -= 1
+                    self._cond.notify()
+                raise
+        try:
+            yield conn
+        finally:
+            broken = bool(getattr(conn, "broken", False) or getattr(conn, "closed", False))
+            with self._cond:
+                if broken:
+                    self._open -= 1
+                else:
+                    self._idle.append(conn)
+                self._cond.notify()
+            if broken:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+    def close(self) -> None:
+        """Close the idle connections (all of them once no request is running)."""
+        with self._cond:
+            conns, self._idle = self._idle, []
+            self._open -= len(conns)
+            self._cond.notify_all()
+        for conn in conns:
+            with contextlib.suppress(Exception):  # a broken connection must not stop shutdown
+                conn.close()
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.dialect == "postgres" else statement
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor inside BEGIN ... COMMIT (ROLLBACK on any error); SQLite takes the write lock at once."""
+        with self._conn() as conn:
+            yield from self._transaction(conn)
+
+    def _transaction(self, conn: Any) -> Iterator[Any]:
+        try:
+            if self.dialect == "sqlite":
+                conn.execute("BEGIN IMMEDIATE")
+                cur = conn.cursor()
+                try:
+                    yield cur
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            else:
+                with conn.transaction(), conn.cursor() as cur:
+                    yield cur
+        except AftercalError:
+            raise
+        except Exception as exc:
+            raise self._wrap(exc) from None
+
+    def _wrap(self, exc: Exception) -> StoreError:
+        if self.dialect == "sqlite":
+            return StoreError(f"treatment database {self.target}: {exc}")
+        return StoreError(f"treatment database {_safe_url(self.url)}: {_pg_reason(exc)}")
+
+    def _query(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._conn() as conn:
+            try:
+                cur = conn.execute(self._sql(statement), tuple(params))
+                rows = cur.fetchall()
+            except Exception as exc:
+                raise self._wrap(exc) from None
+        return list(rows)
+
+    # -- schema
+
+    def migrate(self) -> int:
+        """Apply every pending migration; returns the schema version now in force."""
+        with self.transaction() as cur:
+            if self.dialect == "postgres":
+                cur.execute("SELECT pg_advisory_xact_lock(7234501)")
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            cur.execute("SELECT version FROM schema_version")
+            row = cur.fetchone()
+            if row is None:
+                cur.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"), (0,))
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the treatment database has schema version {version}, newer than this aftercal "
+                f"({SCHEMA_VERSION}): upgrade aftercal"
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            step = MIGRATIONS[number - 1]
+            statements = step if isinstance(step, list) else step[self.dialect]
+            with self.transaction() as cur:
+                if self.dialect == "postgres":
+                    cur.execute("SELECT pg_advisory_xact_lock(7234501)")
+                cur.execute("SELECT version FROM schema_version")
+                current = int(cur.fetchone()[0])
+                if current >= number:  # another process got there first
+                    continue
+                for statement in statements:
+                    cur.execute(statement)
+                cur.execute(self._sql("UPDATE schema_version SET version = ?"), (number,))
+        return self.schema_version()
+
+    def schema_version(self) -> int:
+        rows = self._query("SELECT version FROM schema_version")
+        return int(rows[0][0]) if rows else 0
+
+    # -- treatments
+
+    def add(
+        self,
+        protocol: str,
+        start_local: str,
+        zone: str,
+        treatment_id: str | None,
+        options: StoredOptions,
+    ) -> tuple[Treatment, str]:
+        """Store a new treatment; returns it and its link token (the only time it exists in clear)."""
+        proto = load_protocol(protocol)
+        protocol_toml = _protocol_text(protocol)
+        plan = make_plan(proto, start_local, zone, treatment_id=treatment_id, options=options.plan_options(0))
+        start_text = _normal_start(start_local, plan)
+        now = self.clock()
+        token = new_token()
+        with self.transaction() as cur:
+            cur.execute(self._sql("SELECT 1 FROM treatments WHERE treatment_id = ?"), (plan.treatment_id,))
+            if cur.fetchone() is not None:
+                raise InputError(
+                    f"treatment {plan.treatment_id} already exists: use `aftercal treatments reschedule` to move it"
+                )
+            cur.execute(
+                self._sql(
+                    "INSERT INTO treatments (treatment_id, protocol, protocol_toml, start_local, zone, options, "
+                    "revision, status, created_at, updated_at, cancelled_at, token_hash, link_created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, NULL, ?, ?)"
+                ),
+                (
+                    plan.treatment_id,
+                    str(protocol),
+                    protocol_toml,
+                    start_text,
+                    plan.zone.key,
+                    options.to_json(),
+                    ACTIVE,
+                    _iso(now),
+                    _iso(now),
+                    hash_token(token),
+                    _iso(now),
+                ),
+            )
+        return self.get(plan.treatment_id), token
+
+    def get(self, treatment_id: str) -> Treatment:
+        rows = self._query(f"SELECT {_COLUMNS} FROM treatments WHERE treatment_id = ?", (treatment_id,))
+        if not rows:
+            raise UnknownTreatmentError(f"no treatment {treatment_id!r} in the store (see `aftercal treatments list`)")
+        return _row(rows[0])
+
+    def get_by_pk(self, pk: int) -> Treatment | None:
+        rows = self._query(f"SELECT {_COLUMNS} FROM treatments WHERE pk = ?", (pk,))
+        return _row(rows[0]) if rows else None
+
+    def list(self) -> list[Treatment]:
+        rows = self._query(f"SELECT {_COLUMNS} FROM treatments ORDER BY created_at, pk")
+        return [_row(r) for r in rows]
+
+    def lookup_token(self, token: str) -> Treatment | None:
+        """The treatment whose live link is `token`, else None (unknown, rotated or revoked alike)."""
+        digest = hash_token(token)
+        rows = self._query(f"SELECT {_COLUMNS} FROM treatments WHERE token_hash = ?", (digest,))
+        stored = rows[0][12] if rows else "0" * 64
+        # Same comparison whether or not a row came back.
+        if hmac.compare_digest(stored.encode(), digest.encode()) and rows:
+            return _row(rows[0])
+        return None
+
+    def _change(
+        self, treatment_id: str, apply: Callable[[Treatment, datetime], dict[str, Any]], *, bump: bool
+    ) -> Treatment:
+        """Read-modify-write of one treatment; a bump moves updated_at forward by at least a second."""
+        for _attempt in range(20):
+            current = self.get(treatment_id)
+            now = max(self.clock().replace(microsecond=0), current.updated_at + timedelta(seconds=1))
+            changes = apply(current, now)
+            changes["updated_at"] = _iso(now) if bump else _iso(current.updated_at)
+            if bump:
+                changes["revision"] = current.revision + 1
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            with self.transaction() as cur:
+                cur.execute(
+                    self._sql(f"UPDATE treatments SET {assignments} WHERE pk = ? AND revision = ?"),
+                    (*changes.values(), current.pk, current.revision),
+                )
+                if cur.rowcount == 1:
+                    break
+        else:  # pragma: no cover - twenty concurrent writers on one treatment
+            raise StoreError(f"treatment {treatment_id} kept changing under us: try again")
+        return self.get(treatment_id)
+
+    def reschedule(self, treatment_id: str, start_local: str, zone: str | None = None) -> Treatment:
+        """Move a treatment; its feed keeps the same UIDs with a higher SEQUENCE."""
+
+        def apply(current: Treatment, _now: datetime) -> dict[str, Any]:
+            if current.cancelled:
+                raise InputError(f"treatment {treatment_id} is cancelled: add it again with a new --id")
+            new_zone = zone or current.zone
+            moved = replace(current, start_local=start_local, zone=new_zone, revision=current.revision + 1)
+            plan = moved.plan()  # validates start and zone
+            return {"start_local": _normal_start(start_local, plan), "zone": plan.zone.key}
+
+        return self._change(treatment_id, apply, bump=True)
+
+    def cancel(self, treatment_id: str) -> Treatment:
+        """Mark cancelled: the feed shows STATUS:CANCELLED events for a while, then nothing."""
+
+        def apply(current: Treatment, now: datetime) -> dict[str, Any]:
+            if current.cancelled:
+                raise InputError(f"treatment {treatment_id} is already cancelled")
+            return {"status": CANCELLED, "cancelled_at": _iso(now)}
+
+        return self._change(treatment_id, apply, bump=True)
+
+    def rotate_link(self, treatment_id: str) -> tuple[Treatment, str]:
+        """A new link; the old one stops working at once. Returns the new token (only time in clear)."""
+        token = new_token()
+        now = _iso(self.clock())
+        self._change(treatment_id, lambda _c, _n: {"token_hash": hash_token(token), "link_created_at": now}, bump=False)
+        return self.get(treatment_id), token
+
+    def revoke_link(self, treatment_id: str) -> Treatment:
+        """No link at all any more (until `rotate_link`)."""
+        return self._change(treatment_id, lambda _c, _n: {"token_hash": None, "link_created_at": None}, bump=False)
+
+
+def _protocol_text(protocol: str) -> str:
+    """The protocol's TOML text (shipped or a clinic file), stored so feeds never read files."""
+    from importlib import resources
+
+    text_name = str(protocol)
+    if "/" in text_name or text_name.endswith(".toml"):
+        return Path(text_name).read_text(encoding="utf-8")
+    return resources.files("content").joinpath(f"{text_name}.toml").read_text(encoding="utf-8")
+
+
+def _normal_start(text: str, plan: CarePlan) -> str:
+    """The start as stored: the local wall time, plus the offset only when it disambiguates a fold."""
+    start = parse_start(text, get_zone(plan.zone.key))
+    naive = start.replace(tzinfo=None).isoformat(timespec="minutes")
+    return start.isoformat(timespec="minutes") if start.fold else naive
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(database URL)"
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    user = f"{parts.username}@" if parts.username else ""
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+
+
+def _pg_reason(exc: Exception) -> str:
+    """First line of a psycopg error, without connection strings."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.split(" password=", 1)[0]
+
+
+def is_postgres_url(value: str) -> bool:
+    return value.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(url_or_path: str | Path | None = None, *, clock: Clock | None = None, migrate: bool = True) -> Store:
+    """A store for a file path, ``sqlite:///path``, or ``postgresql://...`` URL (None: the default file)."""
+    if url_or_path is None or str(url_or_path) == "":
+        path = default_db_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url_or_path = path
+    text = str(url_or_path)
+    if is_postgres_url(text):
+        store = Store(url=text, dialect="postgres", target=text)
+    else:
+        if text.startswith("sqlite:///"):
+            text = text[len("sqlite://") :]
+        elif "://" in text:
+            raise InputError(f"--db: use a file path or a postgresql:// URL, not {_safe_url(text)}")
+        path = Path(text).expanduser()
+        if path.is_dir():
+            raise InputError(f"--db {path}: is a folder; give a database file")
+        if not path.parent.is_dir():
+            raise InputError(f"--db {path}: folder {path.parent} does not exist")
+        store = Store(url=str(path), dialect="sqlite", target=str(path))
+    if clock is not None:
+        store.clock = clock
+    if migrate:
+        try:
+            store.migrate()
+        except BaseException:
+            store.close()
+            raise
+    return store
