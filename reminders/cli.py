@@ -79,13 +79,13 @@ ProtocolArg = Annotated[
 ]
 AtOpt = Annotated[str, typer.Option("--at", help="Treatment start in local time, e.g. 2026-11-24T10:00.")]
 TzOpt = Annotated[
-    str | None, typer.Option("--tz", help="IANA time zone of the patient [default: this machine's zone].")
+    str | None, typer.Option("--tz", help="IANA time zone of the patient (default: this machine's zone).")
 ]
 IdOpt = Annotated[
     str | None,
     typer.Option(
         "--id",
-        help="Treatment id; the same id updates the same events [default: derived from protocol, start and zone].",
+        help="Treatment id; the same id updates the same events (default: derived from protocol, start and zone).",
     ),
 ]
 DiscreetOpt = Annotated[
@@ -384,16 +384,788 @@ def print_actions(label: str, actions: Any) -> None:
     )
 
 
+def report_job(label: str, actions: Any, summary: Any, *, dry_run: bool) -> None:
+    """One treatment's outcome: the dry-run actions, or the summary line."""
+    if dry_run:
+        print_actions(label, actions)
+    else:
+        typer.echo(f"{label}: {summary.line()}")
+
+
+def report_total(total: Any, *, published: int, failed: int) -> None:
+    """The closing line of a batch; `failed` counts failed treatments and skipped CSV rows alike."""
+    typer.echo(f"total ({published} treatments, {failed} failed): {total.line()}")
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A delay in seconds from the environment (tests shorten retry backoffs with it)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise InputError(f"{name} {raw!r} is not a number of seconds") from None
+
+
 # ---- CalDAV commands (issue 3): `publish caldav`, `unpublish caldav` ---------------------------------
+
+CalDavUrlOpt = Annotated[
+    str,
+    typer.Option(
+        "--url",
+        envvar="AFTERCAL_CALDAV_URL",
+        help="CalDAV server base URL; discovery starts there (iCloud: https://caldav.icloud.com/).",
+    ),
+]
+CalDavUserOpt = Annotated[
+    str, typer.Option("--user", envvar="AFTERCAL_CALDAV_USER", help="Account user name (iCloud: the Apple ID).")
+]
+CalDavCalendarOpt = Annotated[
+    str,
+    typer.Option(
+        "--calendar",
+        envvar="AFTERCAL_CALDAV_CALENDAR",
+        help="Calendar display name, or its URL (a URL skips discovery).",
+    ),
+]
+CalDavNetrcOpt = Annotated[
+    Path | None, typer.Option("--netrc", help="netrc-style file to read the password from (default: ~/.netrc).")
+]
+CalDavTimeoutOpt = Annotated[float, typer.Option("--timeout", min=1, help="Seconds to wait for one HTTP answer.")]
+CalDavRetriesOpt = Annotated[
+    int,
+    typer.Option("--retries", min=1, max=20, help="Attempts per request on network errors, timeouts, 5xx and 429."),
+]
+
+
+def _caldav_connect(url: str, user: str, netrc_file: Path | None, timeout: float, retries: int) -> Any:
+    from calendars.caldav import CalDavConnection, RetryPolicy, check_base_url, resolve_password
+
+    base = check_base_url(url)
+    password = resolve_password(user, base, netrc_file=netrc_file)
+    base_delay = env_seconds("AFTERCAL_CALDAV_BACKOFF", 0.5)
+    retry = RetryPolicy(attempts=retries, base_delay=base_delay, max_delay=max(8.0, base_delay))
+    return CalDavConnection(base, user, password, timeout=timeout, retry=retry)
+
+
+def _caldav_run(
+    conn: Any,
+    work: list[tuple[str, str, CarePlan | None]],
+    *,
+    create_calendar: bool,
+    dry_run: bool,
+    batch: bool,
+    skipped: int = 0,
+) -> int:
+    """Publish (plan) or unpublish (plan None) each (label, calendar, plan); returns how many failed.
+
+    `skipped` (bad CSV rows, already reported) only counts in the closing total line.
+    """
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from calendars.base import SyncSummary, sync_plan, unpublish_treatment
+    from calendars.caldav import CalDavPublisher
+    from reminders.errors import AuthError
+    from reminders.schedule import treatment_tag
+
+    console = Console(stderr=True)
+    total = SyncSummary()
+    failed = 0
+    publishers: dict[str, Any] = {}
+    tags: dict[str, set[str]] = {}  # per calendar: the treatments of this run
+    for label, calendar, care in work:
+        tags.setdefault(calendar, set()).add(care.plan_tag if care is not None else treatment_tag(label))
+    stamp = now_stamp()
+    for label, calendar, care in work:
+        problem: AftercalError | None = None
+        # One live progress line per treatment, gone before its result line is printed.
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} written"),
+            console=console, transient=True, disable=not console.is_terminal,
+        ) as bar:  # fmt: skip
+            task = bar.add_task(f"{label}: reading {calendar}", total=None)
+
+            def advance(action: str, key: str, bar: Any = bar, task: Any = task, label: str = label) -> None:
+                bar.update(task, advance=1, description=f"{label}: {action} {key}")
+
+            try:
+                if calendar not in publishers:
+                    cal_url = conn.find_calendar(calendar, create=create_calendar, dry_run=dry_run)
+                    publishers[calendar] = CalDavPublisher(conn, cal_url, calendar_label=calendar, stamp=stamp)
+                    if len(tags[calendar]) > 1:
+                        # A batch reads the calendar once instead of one filtered query per treatment.
+                        publishers[calendar].prefetch(tags[calendar])
+                publisher = publishers[calendar]
+                if care is not None:
+                    actions, summary = sync_plan(publisher, care, dry_run=dry_run, progress=advance)
+                else:  # unpublish: the label is the treatment id
+                    actions, summary = unpublish_treatment(publisher, label, dry_run=dry_run, progress=advance)
+            except AuthError:
+                raise  # the same credentials would fail every other treatment too
+            except AftercalError as exc:
+                if not batch:
+                    raise
+                problem = exc
+        if problem is not None:
+            typer.echo(f"aftercal: error: {label}: {problem}", err=True)
+            failed += 1
+            continue
+        if publisher.calendar_url is None:
+            typer.echo(f"{label}: would create calendar {calendar!r}")
+        report_job(label, actions, summary, dry_run=dry_run)
+        total.add(summary)
+    if batch and not dry_run:
+        report_total(total, published=len(work) - failed, failed=failed + skipped)
+    return failed
+
+
+@publish_app.command("caldav")
+def publish_caldav(
+    url: CalDavUrlOpt,
+    user: CalDavUserOpt,
+    calendar: CalDavCalendarOpt,
+    protocol: Annotated[
+        str | None, typer.Argument(help="A shipped protocol name or a .toml path (omit with --from).")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Treatment start in local time, e.g. 2026-11-24T10:00.")
+    ] = None,
+    tz: TzOpt = None,
+    treatment_id: IdOpt = None,
+    from_csv: FromOpt = None,
+    create_calendar: Annotated[
+        bool, typer.Option("--create-calendar", help="Make the calendar when no calendar has that name.")
+    ] = False,
+    netrc_file: CalDavNetrcOpt = None,
+    dry_run: DryRunOpt = False,
+    discreet: DiscreetOpt = False,
+    patient_name: PatientOpt = None,
+    morning: MorningOpt = "09:00",
+    quiet: QuietOpt = "21:00-08:00",
+    clinic_name: ClinicNameOpt = None,
+    clinic_phone: ClinicPhoneOpt = None,
+    clinic_url: ClinicUrlOpt = None,
+    sequence: SequenceOpt = 0,
+    timeout: CalDavTimeoutOpt = 20.0,
+    retries: CalDavRetriesOpt = 5,
+) -> None:
+    """Push a treatment's reminders to a CalDAV calendar (iCloud, Nextcloud, Fastmail, Radicale...).
+
+    Idempotent: running it again uploads nothing that is unchanged; the same --id with a new --at
+    updates the events in place and deletes steps that no longer apply. Events that aftercal did
+    not create are never touched. A run that stopped half-way converges when run again.
+
+    The password is never an option. First found wins: $AFTERCAL_CALDAV_PASSWORD; the system keyring
+    (service 'aftercal-caldav', user = --user; store it with `keyring set aftercal-caldav USER`); a
+    netrc file (--netrc FILE, default ~/.netrc; machine = the --url host, login = --user).
+
+    Example:
+
+        AFTERCAL_CALDAV_PASSWORD=... aftercal publish caldav microneedling --at 2026-11-24T10:00 \\
+            --tz Europe/Paris --id T-1001 --url https://caldav.example.com/ --user clinic --calendar aftercare
+    """
+    jobs, failed = collect_jobs(
+        protocol, at, tz, treatment_id, from_csv, discreet=discreet, patient_name=patient_name, morning=morning,
+        quiet=quiet, clinic_name=clinic_name, clinic_phone=clinic_phone, clinic_url=clinic_url, sequence=sequence,
+    )  # fmt: skip
+    with _caldav_connect(url, user, netrc_file, timeout, retries) as conn:
+        work: list[tuple[str, str, CarePlan | None]] = [(job.label, job.calendar or calendar, job.plan) for job in jobs]
+        failed += _caldav_run(
+            conn, work, create_calendar=create_calendar, dry_run=dry_run, batch=from_csv is not None, skipped=failed
+        )
+    if failed:
+        raise typer.Exit(1)
+
+
+@unpublish_app.command("caldav")
+def unpublish_caldav(
+    url: CalDavUrlOpt,
+    user: CalDavUserOpt,
+    calendar: CalDavCalendarOpt,
+    treatment_ids: Annotated[
+        list[str], typer.Option("--id", help="Treatment id whose events to remove (repeat for several).")
+    ],
+    netrc_file: CalDavNetrcOpt = None,
+    dry_run: DryRunOpt = False,
+    timeout: CalDavTimeoutOpt = 20.0,
+    retries: CalDavRetriesOpt = 5,
+) -> None:
+    """Remove exactly one treatment's events from a CalDAV calendar; nothing else is touched.
+
+    The password comes from $AFTERCAL_CALDAV_PASSWORD, the keyring or a netrc file, as for
+    `publish caldav`.
+
+    Example:
+
+        AFTERCAL_CALDAV_PASSWORD=... aftercal unpublish caldav --id T-1001 \\
+            --url https://caldav.example.com/ --user clinic --calendar aftercare
+    """
+    with _caldav_connect(url, user, netrc_file, timeout, retries) as conn:
+        work: list[tuple[str, str, CarePlan | None]] = [(tid, calendar, None) for tid in treatment_ids]
+        failed = _caldav_run(conn, work, create_calendar=False, dry_run=dry_run, batch=len(work) > 1)
+    if failed:
+        raise typer.Exit(1)
+
+
 # (end of CalDAV commands)
 
 # ---- Google commands (issue 4): `google login`, `publish google`, `unpublish google` -----------------
+
+_GOOGLE_CATCH = (
+    "Reminders belong to the signed-in account: with a service account (--credentials or "
+    "GOOGLE_APPLICATION_CREDENTIALS) the events arrive, but their popups never ring the patient's phone. "
+    "For popups on the patient's phone and watch, publish into a calendar of the patient's own account "
+    "(`aftercal google login` as the patient)."
+)
+GoogleCalendarIdOpt = Annotated[
+    str,
+    typer.Option(
+        "--calendar-id",
+        envvar="AFTERCAL_GOOGLE_CALENDAR_ID",
+        help="Calendar to write to: 'primary' (the signed-in account's) or a calendar id "
+        "(...@group.calendar.google.com).",
+    ),
+]
+GoogleCredentialsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--credentials",
+        help="Service-account (or authorized-user) JSON key file (default: $GOOGLE_APPLICATION_CREDENTIALS, "
+        "else the token of `aftercal google login`). Service-account popups never ring a patient's phone.",
+    ),
+]
+GoogleEndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-endpoint",
+        envvar="AFTERCAL_GOOGLE_API_ENDPOINT",
+        help="Base URL of a Calendar-v3-compatible API (the client uses URL + 'calendar/v3/' and URL + "
+        "'batch/calendar/v3'); default https://www.googleapis.com/.",
+    ),
+]
+GoogleNoAuthOpt = Annotated[
+    bool,
+    typer.Option("--no-auth", help="Send no credentials (only allowed with an --api-endpoint on loopback, for tests)."),
+]
+
+
+def _google_connect(api_endpoint: str | None, credentials: Path | None, no_auth: bool, app_created: bool) -> Any:
+    from calendars.gcal import SCOPE_APP_CREATED, SCOPE_EVENTS, connect
+
+    backoff_base = env_seconds("AFTERCAL_GOOGLE_BACKOFF", 1.0)
+    scopes = [SCOPE_APP_CREATED] if app_created else [SCOPE_EVENTS]
+    return connect(
+        api_endpoint=api_endpoint,
+        credentials_file=credentials,
+        no_auth=no_auth,
+        scopes=scopes,
+        backoff_base=backoff_base,
+    )
+
+
+def _google_run(
+    client: Any, work: list[tuple[str, str, CarePlan | None]], *, dry_run: bool, batch: bool, skipped: int = 0
+) -> int:
+    """Publish (plan) or unpublish (plan None) each (label, calendar id, plan); returns how many failed.
+
+    `skipped` (bad CSV rows, already reported) only counts in the closing total line.
+
+    One treatment goes through calendars.base (sync_plan / unpublish_treatment); several go through
+    `sync_many`, which lists them all in one batch request and shares the write batches.
+    """
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from calendars.base import SyncSummary, sync_plan, unpublish_treatment
+    from calendars.gcal import Job, JobResult
+
+    console = Console(stderr=True)
+    total = SyncSummary()
+    failed = 0
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} written"),
+        console=console, transient=True, disable=not console.is_terminal,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(f"reading {len(work)} treatment(s)", total=None)
+
+        def advance(action: str, key: str) -> None:
+            bar.update(task, advance=1, description=f"{action} {key}")
+
+        if len(work) == 1:
+            label, calendar_id, care = work[0]
+            publisher = client.for_calendar(calendar_id)
+            if care is not None:
+                actions, summary = sync_plan(publisher, care, dry_run=dry_run, progress=advance)
+            else:  # unpublish: the label is the treatment id
+                actions, summary = unpublish_treatment(publisher, label, dry_run=dry_run, progress=advance)
+            job = Job(label, calendar_id, care, care.treatment_id if care is not None else label)
+            results = [JobResult(job, actions, summary)]
+        else:
+            jobs = [Job(name, cal, plan, plan.treatment_id if plan else name) for name, cal, plan in work]
+            results = client.sync_many(jobs, dry_run=dry_run, progress=advance)
+    for result in results:
+        label = result.job.label
+        if result.error is not None:
+            if not batch:
+                raise result.error
+            typer.echo(f"aftercal: error: {label}: {result.error}", err=True)
+            failed += 1
+            continue
+        report_job(label, result.actions, result.summary, dry_run=dry_run)
+        total.add(result.summary)
+    if batch and not dry_run:
+        report_total(total, published=len(work) - failed, failed=failed + skipped)
+    return failed
+
+
+@google_app.command("login")
+def google_login(
+    client_secrets: Annotated[
+        Path,
+        typer.Option("--client-secrets", help="OAuth client JSON of a 'Desktop app' client (Google Cloud console)."),
+    ],
+    app_created: Annotated[
+        bool,
+        typer.Option(
+            "--app-created-only",
+            help="Ask only for calendar.app.created: aftercal may then write only to calendars it creates "
+            "(publish with --create-calendar NAME); the default scope is calendar.events.",
+        ),
+    ] = False,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Print the sign-in URL instead of opening it.")
+    ] = False,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Local port for Google's redirect (0: any free one).")
+    ] = 0,
+) -> None:
+    """Sign in to Google (OAuth installed-app flow) and store the token for `publish google`.
+
+    A browser opens Google's consent page; Google then redirects to a short-lived server on
+    localhost. The token is stored as JSON, readable by you only (0600), in aftercal's config
+    folder ($AFTERCAL_CONFIG_DIR or the platform's user config dir) and refreshed when it expires.
+    An OAuth app left in "Testing" status gets refresh tokens that expire after 7 days.
+
+    Reminders belong to the signed-in account: sign in as the account whose phone should ring (a
+    service account's popups never ring a patient's phone).
+
+    Example:
+
+        aftercal google login --client-secrets client_secret.json
+    """
+    from calendars.gcal import login
+
+    path = login(client_secrets, app_created=app_created, open_browser=not no_browser, port=port)
+    typer.echo(f"Signed in; token stored in {path} (readable by you only)", err=True)
+
+
+@publish_app.command("google")
+def publish_google(
+    protocol: Annotated[
+        str | None, typer.Argument(help="A shipped protocol name or a .toml path (omit with --from).")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Treatment start in local time, e.g. 2026-11-24T10:00.")
+    ] = None,
+    tz: TzOpt = None,
+    treatment_id: IdOpt = None,
+    from_csv: FromOpt = None,
+    calendar_id: GoogleCalendarIdOpt = "primary",
+    create_calendar: Annotated[
+        str | None,
+        typer.Option(
+            "--create-calendar",
+            help="Publish into a calendar of this name that aftercal creates (and reuses on later runs); "
+            "works with the narrow calendar.app.created scope.",
+        ),
+    ] = None,
+    credentials: GoogleCredentialsOpt = None,
+    api_endpoint: GoogleEndpointOpt = None,
+    no_auth: GoogleNoAuthOpt = False,
+    dry_run: DryRunOpt = False,
+    discreet: DiscreetOpt = False,
+    patient_name: PatientOpt = None,
+    morning: MorningOpt = "09:00",
+    quiet: QuietOpt = "21:00-08:00",
+    clinic_name: ClinicNameOpt = None,
+    clinic_phone: ClinicPhoneOpt = None,
+    clinic_url: ClinicUrlOpt = None,
+) -> None:
+    """Push a treatment's reminders to Google Calendar, in batch requests.
+
+    Idempotent: running it again writes nothing that is unchanged; the same --id with a new --at
+    updates the events in place and deletes steps that no longer apply. Only events that aftercal
+    tagged for this treatment are touched. A run that stopped half-way converges when run again.
+    With --from appointments.csv (columns id,protocol,start,zone[,calendar]) a day's treatments go
+    in one run; a bad row is reported with its line number and only that row is skipped.
+
+    Credentials: --credentials FILE or $GOOGLE_APPLICATION_CREDENTIALS (a service-account key),
+    else the token stored by `aftercal google login`.
+
+    Reminders belong to the signed-in account: a service account's popups never ring the
+    patient's phone. Sign in as the patient (or as the clinic, for the clinic's own calendar).
+
+    Example:
+
+        aftercal publish google microneedling --at 2026-11-24T10:00 --tz America/Chicago \\
+            --id T-1001 --calendar-id primary
+    """
+    jobs, failed = collect_jobs(
+        protocol, at, tz, treatment_id, from_csv, discreet=discreet, patient_name=patient_name, morning=morning,
+        quiet=quiet, clinic_name=clinic_name, clinic_phone=clinic_phone, clinic_url=clinic_url,
+    )  # fmt: skip
+    with _google_connect(api_endpoint, credentials, no_auth, app_created=create_calendar is not None) as client:
+        default_calendar = calendar_id
+        if create_calendar is not None and jobs:
+            if dry_run:
+                typer.echo(f"would publish into the calendar named {create_calendar!r} (created if needed)")
+            else:
+                default_calendar = client.ensure_calendar(create_calendar, jobs[0].plan.zone.key)
+                typer.echo(f"calendar {create_calendar!r}: {default_calendar}", err=True)
+        work: list[tuple[str, str, CarePlan | None]] = [
+            (job.label, job.calendar or default_calendar, job.plan) for job in jobs
+        ]
+        failed += _google_run(client, work, dry_run=dry_run, batch=from_csv is not None, skipped=failed)
+    if failed:
+        raise typer.Exit(1)
+
+
+@unpublish_app.command("google")
+def unpublish_google(
+    treatment_ids: Annotated[
+        list[str], typer.Option("--id", help="Treatment id whose events to remove (repeat for several).")
+    ],
+    calendar_id: GoogleCalendarIdOpt = "primary",
+    credentials: GoogleCredentialsOpt = None,
+    api_endpoint: GoogleEndpointOpt = None,
+    no_auth: GoogleNoAuthOpt = False,
+    dry_run: DryRunOpt = False,
+) -> None:
+    """Remove exactly one treatment's events from a Google calendar; nothing else is touched.
+
+    Credentials as for `publish google`. Events already deleted count as done.
+
+    Example:
+
+        aftercal unpublish google --id T-1001 --calendar-id primary
+    """
+    with _google_connect(api_endpoint, credentials, no_auth, app_created=False) as client:
+        targets: list[tuple[str, str, CarePlan | None]] = [(tid, calendar_id, None) for tid in treatment_ids]
+        failed = _google_run(client, targets, dry_run=dry_run, batch=len(targets) > 1)
+    if failed:
+        raise typer.Exit(1)
+
+
 # (end of Google commands)
 
 # ---- Feed commands (issue 5): `treatments ...`, `serve` ---------------------------------------------
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="AFTERCAL_DB",
+        help="Treatment database: a file path or a postgresql:// URL (default: clinic.db in the user data dir, "
+        "or in $AFTERCAL_DATA_DIR).",
+    ),
+]
+LinkBaseOpt = Annotated[
+    str,
+    typer.Option(
+        "--base-url",
+        envvar="AFTERCAL_BASE_URL",
+        help="Public address of the feed server, used in printed links (as `serve --base-url`).",
+    ),
+]
+TreatmentIdArg = Annotated[str, typer.Argument(help="The clinic's treatment id, as given to `treatments add --id`.")]
+QrFileOpt = Annotated[
+    Path | None, typer.Option("--qr", help="Also write the page link's QR code to this .svg or .png file.")
+]
+
+
+def _open_treatment_store(db: str | None) -> Any:
+    from calendars.store import open_store
+
+    return open_store(db)
+
+
+def _print_links(treatment_id: str, token: str, base_url: str, *, qr: Path | None, show_qr: bool) -> None:
+    """The one moment a link exists in clear: print it (Feed:/Subscribe:/Page: lines) and its QR."""
+    from calendars.feed import feed_links
+
+    links = feed_links(base_url, token)
+    if qr is not None:
+        from calendars.qr import write_qr
+
+        write_qr(links.page, qr)
+    typer.echo(f"Feed: {links.feed}")
+    typer.echo(f"Subscribe: {links.webcal}")
+    typer.echo(f"Page: {links.page}")
+    if show_qr:
+        from calendars.qr import qr_terminal
+
+        typer.echo(qr_terminal(links.page), nl=False)
+    if qr is not None:
+        typer.echo(f"Wrote the QR code of the page link to {qr}", err=True)
+    typer.echo(
+        f"Give these links to the patient now: the store keeps only a hash of them. "
+        f"`aftercal treatments link {treatment_id} --rotate` makes new ones.",
+        err=True,
+    )
+
+
+def _when(treatment: Any) -> str:
+    return f"{treatment.start_local.replace('T', ' ')} {treatment.zone}"
+
+
+@treatments_app.command("add")
+def treatments_add(
+    protocol: ProtocolArg,
+    at: AtOpt,
+    tz: TzOpt = None,
+    treatment_id: IdOpt = None,
+    discreet: DiscreetOpt = False,
+    patient_name: Annotated[
+        str | None,
+        typer.Option("--patient-name", help="Keep the patient's name in the store, for `treatments list` only."),
+    ] = None,
+    name_in_feed: Annotated[
+        bool, typer.Option("--name-in-feed", help="Also show --patient-name in the feed (off: the feed never names).")
+    ] = False,
+    morning: MorningOpt = "09:00",
+    quiet: QuietOpt = "21:00-08:00",
+    clinic_name: ClinicNameOpt = None,
+    clinic_phone: ClinicPhoneOpt = None,
+    clinic_url: ClinicUrlOpt = None,
+    db: DbOpt = None,
+    base_url: LinkBaseOpt = "http://127.0.0.1:8080",
+    qr: QrFileOpt = None,
+    no_qr: Annotated[bool, typer.Option("--no-qr", help="Do not draw the QR code in the terminal.")] = False,
+) -> None:
+    """Store a treatment and print the patient's feed links (https, webcal, page) and a QR code.
+
+    Example:
+
+        aftercal treatments add microneedling --at 2026-11-24T10:00 --tz Europe/Madrid --id T-1001 --db clinic.db
+    """
+    from calendars.feed import check_base_url
+    from calendars.store import StoredOptions
+
+    check_base_url(base_url)
+    if name_in_feed and not patient_name:
+        raise InputError("--name-in-feed needs --patient-name")
+    options = StoredOptions(
+        discreet=discreet,
+        morning=_clock_option(morning, "--morning").strftime("%H:%M"),
+        quiet=quiet,
+        clinic_name=clinic_name,
+        clinic_phone=clinic_phone,
+        clinic_url=clinic_url,
+        patient_name=patient_name or None,
+        name_in_feed=name_in_feed,
+    )
+    _quiet_option(quiet)  # one-line error before anything is stored
+    store = _open_treatment_store(db)
+    try:
+        treatment, token = store.add(protocol, at, tz or local_zone_name(), treatment_id, options)
+        count = len(treatment.plan().reminders)
+    finally:
+        store.close()
+    typer.echo(f"Added {treatment.treatment_id}: {treatment.protocol}, {_when(treatment)}, {count} reminders")
+    _print_links(treatment.treatment_id, token, base_url, qr=qr, show_qr=not no_qr)
+
+
+@treatments_app.command("list")
+def treatments_list(db: DbOpt = None) -> None:
+    """List the stored treatments: id, status, revision (SEQUENCE), start, link state.
+
+    Example:
+
+        aftercal treatments list --db clinic.db
+    """
+    store = _open_treatment_store(db)
+    try:
+        rows = store.list()
+    finally:
+        store.close()
+    if not rows:
+        typer.echo("No treatments stored yet (add one with `aftercal treatments add`).", err=True)
+        return
+    table = [("ID", "STATUS", "REV", "START", "PROTOCOL", "LINK", "UPDATED (UTC)", "PATIENT")]
+    for t in rows:
+        table.append(
+            (
+                t.treatment_id,
+                t.status,
+                str(t.revision),
+                _when(t),
+                t.protocol,
+                "active" if t.has_link else "revoked",
+                f"{t.updated_at:%Y-%m-%d %H:%M:%S}",
+                t.options.patient_name or "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@treatments_app.command("reschedule")
+def treatments_reschedule(
+    treatment_id: TreatmentIdArg,
+    at: AtOpt,
+    tz: Annotated[str | None, typer.Option("--tz", help="New IANA time zone (default: the stored one).")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Move a treatment: its feed keeps the same events (same UIDs) with a higher SEQUENCE.
+
+    Example:
+
+        aftercal treatments reschedule T-1001 --at 2026-11-26T16:30 --db clinic.db
+    """
+    store = _open_treatment_store(db)
+    try:
+        treatment = store.reschedule(treatment_id, at, tz)
+    finally:
+        store.close()
+    typer.echo(
+        f"Rescheduled {treatment.treatment_id} to {_when(treatment)} (SEQUENCE {treatment.revision}); "
+        "subscribed calendars update at their next refresh."
+    )
+
+
+@treatments_app.command("cancel")
+def treatments_cancel(
+    treatment_id: TreatmentIdArg,
+    db: DbOpt = None,
+) -> None:
+    """Cancel a treatment: its feed shows the events as cancelled for a while (30 days), then none.
+
+    Example:
+
+        aftercal treatments cancel T-1001 --db clinic.db
+    """
+    store = _open_treatment_store(db)
+    try:
+        treatment = store.cancel(treatment_id)
+    finally:
+        store.close()
+    typer.echo(
+        f"Cancelled {treatment.treatment_id} (SEQUENCE {treatment.revision}): its feed marks every event "
+        "cancelled so subscribed calendars remove them, then becomes empty (after 30 days by default)."
+    )
+
+
+@treatments_app.command("link")
+def treatments_link(
+    treatment_id: TreatmentIdArg,
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="Make a new link and print it; the old link stops working at once.")
+    ] = False,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Switch the link off (404) until --rotate.")] = False,
+    qr: QrFileOpt = None,
+    db: DbOpt = None,
+    base_url: LinkBaseOpt = "http://127.0.0.1:8080",
+    no_qr: Annotated[bool, typer.Option("--no-qr", help="With --rotate: no QR code in the terminal.")] = False,
+) -> None:
+    """Show a treatment's link state, or rotate (--rotate) or revoke (--revoke) its link.
+
+    The store keeps only a hash of each link, so an existing link cannot be shown again: --rotate
+    prints a new one (and writes its QR code with --qr FILE).
+
+    Example:
+
+        aftercal treatments link T-1001 --rotate --qr t-1001.svg --db clinic.db
+    """
+    from calendars.feed import check_base_url
+
+    if rotate and revoke:
+        raise InputError("give --rotate or --revoke, not both")
+    if qr is not None and not rotate:
+        raise InputError(
+            f"the link of {treatment_id} is stored hashed and cannot be shown again: "
+            f"use `aftercal treatments link {treatment_id} --rotate --qr {qr}` (the old link stops working)"
+        )
+    check_base_url(base_url)
+    store = _open_treatment_store(db)
+    try:
+        if rotate:
+            treatment, token = store.rotate_link(treatment_id)
+        elif revoke:
+            treatment = store.revoke_link(treatment_id)
+        else:
+            treatment = store.get(treatment_id)
+    finally:
+        store.close()
+    if rotate:
+        typer.echo(f"New link for {treatment.treatment_id}; the old link no longer works.")
+        _print_links(treatment.treatment_id, token, base_url, qr=qr, show_qr=not no_qr)
+    elif revoke:
+        typer.echo(f"Revoked the link of {treatment.treatment_id}: it now answers 404. `--rotate` makes a new one.")
+    elif treatment.has_link:
+        assert treatment.link_created_at is not None
+        typer.echo(
+            f"{treatment.treatment_id} has an active link (made {treatment.link_created_at:%Y-%m-%d %H:%M} UTC). "
+            "It is stored hashed and cannot be shown again: `--rotate` prints a new one (the old one stops working)."
+        )
+    else:
+        typer.echo(f"{treatment.treatment_id} has no active link (revoked): `--rotate` makes a new one.")
+
+
+@app.command()
+def serve(
+    db: DbOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8080,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            envvar="AFTERCAL_BASE_URL",
+            help="Public address behind a reverse proxy, used in the landing page's links (default: http://HOST:PORT).",
+        ),
+    ] = None,
+    cancelled_days: Annotated[
+        int, typer.Option("--cancelled-days", min=0, help="Days a cancelled treatment's feed shows cancelled events.")
+    ] = 30,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")
+    ] = "info",
+) -> None:
+    """Serve every stored treatment's subscription feed and landing page (uvicorn, until Ctrl-C).
+
+    Example:
+
+        aftercal serve --db clinic.db --host 127.0.0.1 --port 8080 --base-url https://care.example
+    """
+    from datetime import timedelta
+
+    from calendars.feed import check_base_url
+    from calendars.feed import serve as run_server
+
+    if log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
+        raise InputError(f"--log-level {log_level!r}: use critical, error, warning, info or debug")
+    public = check_base_url(base_url) if base_url else None
+    typer.echo(f"Serving feeds on http://{host}:{port} (links: {public or f'http://{host}:{port}'})", err=True)
+    run_server(
+        db,
+        host=host,
+        port=port,
+        base_url=public,
+        cancelled_for=timedelta(days=cancelled_days),
+        log_level=log_level.lower(),
+    )
+
+
 # (end of feed commands)
 
 
 def main() -> None:
     """Console entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()
