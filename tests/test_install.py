@@ -22,7 +22,7 @@ def test_installed_package_runs_from_another_folder(tmp_path: Path) -> None:
     # Only the installed copy (and the dependencies of this environment) are importable.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(target)}
     code = (
-        "import sys; sys.path = [p for p in sys.path if not p.startswith(" + repr(str(ROOT)) + ")]\n"
+        "import sys; sys.path = [p for p in sys.path if p not in ('', " + repr(str(ROOT)) + ")]\n"
         "sys.meta_path = [f for f in sys.meta_path if 'editable' not in type(f).__module__]\n"
         "sys.argv = ['aftercal', 'plan', 'microneedling', '--at', '2026-11-24T10:00', '--tz', 'Europe/Paris',"
         " '-o', 'care.ics']\n"
