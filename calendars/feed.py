@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from calendars.ics import render_ics
 from calendars.store import Store, StoreError, Treatment, open_store
+from reminders.errors import InputError
 from reminders.schedule import CarePlan
 
 if TYPE_CHECKING:
@@ -367,6 +368,23 @@ def serve(
             signal.signal(stop, handler)
 
 
+def check_can_listen(host: str, port: int) -> None:
+    """A one-line error for a busy port or an unknown host, before uvicorn prints its own."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise InputError(f"--host {host!r}: not an address of this machine") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 # ---- links --------------------------------------------------------------------------------------------
 
 
@@ -383,13 +401,14 @@ def check_base_url(base_url: str) -> str:
     """`base_url` without its trailing slash, or a one-line error for anything but http(s)://host[/path]."""
     from urllib.parse import urlsplit
 
-    from reminders.errors import InputError
-
     try:
         parts = urlsplit(base_url)
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
         raise InputError(f"--base-url {base_url!r}: use a URL such as https://care.example") from None
+    if parts.username is not None or parts.password is not None:
+        # Patients' links must never carry credentials (and this message must not repeat them).
+        raise InputError("--base-url must not contain a user name or password")
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise InputError(f"--base-url {base_url!r}: use an http(s) URL such as https://care.example, no query")
     if any(c.isspace() for c in base_url):

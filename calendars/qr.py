@@ -55,6 +55,22 @@ def qr_terminal(data: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def preflight(path: str | Path | None) -> None:
+    """Fail now, before a link is made, if its QR code could not be drawn or written later.
+
+    A new link exists in clear only once: a QR failure after the store changed would lose it.
+    """
+    import segno  # noqa: F401 - only checks that the `serve` extra is installed
+
+    if path is None:
+        return
+    target = Path(path)
+    if target.suffix.lower() not in (".svg", ".png"):
+        raise InputError(f"cannot write a QR code to {target.name!r}: use a file name ending in .svg or .png")
+    if not target.parent.is_dir():
+        raise InputError(f"cannot write a QR code to {target}: folder {target.parent} does not exist")
+
+
 def write_qr(data: str, path: str | Path) -> None:
     """Write the QR code of `data` to `path`: SVG or PNG by the file's suffix, atomically."""
     target = Path(path)

@@ -272,6 +272,9 @@ class Store:
     def _connect(self) -> Any:
         if self.dialect == "sqlite":
             try:
+                if self.target != ":memory:" and not os.path.exists(self.target):
+                    # The store may hold patient names: readable by its owner only (WAL files inherit it).
+                    os.close(os.open(self.target, os.O_CREAT | os.O_WRONLY, 0o600))
                 conn = sqlite3.connect(self.target, timeout=10.0, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA busy_timeout = 10000")
                 conn.execute("PRAGMA journal_mode = WAL")

@@ -27,6 +27,21 @@ class _State:
     debug: bool = False
 
 
+# Libraries of the optional extras (pyproject.toml), imported only by the commands that need them.
+_EXTRA_OF_MODULE = {
+    "caldav": "caldav",
+    "keyring": "caldav",
+    "googleapiclient": "google",
+    "google_auth_oauthlib": "google",
+    "google_auth_httplib2": "google",
+    "google": "google",
+    "uvicorn": "serve",
+    "starlette": "serve",
+    "segno": "serve",
+    "psycopg": "serve",
+}
+
+
 class _Root(TyperGroup):
     """Root group that turns aftercal's errors into one line and an exit code."""
 
@@ -38,12 +53,48 @@ class _Root(TyperGroup):
                 raise
             typer.echo(f"aftercal: error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except ModuleNotFoundError as exc:
+            extra = _EXTRA_OF_MODULE.get((exc.name or "").split(".")[0])
+            if extra is None or (isinstance(ctx.obj, _State) and ctx.obj.debug):
+                raise
+            typer.echo(
+                f"aftercal: error: this command needs the optional '{extra}' dependencies ({exc.name} is missing): "
+                f"pip install 'aftercal[{extra}]' (from a clone: pip install '.[{extra}]')",
+                err=True,
+            )
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("aftercal: interrupted", err=True)
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # The reader went away (`aftercal ... | head`): stop quietly, as Unix tools do.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(1) from None
+        except Exception as exc:
+            mro = {klass.__name__ for klass in type(exc).__mro__}
+            if "UsageError" in mro and "NoArgsIsHelpError" not in mro:
+                # A wrong or missing option: one line, like every other input error.
+                where = getattr(getattr(exc, "ctx", None), "command_path", "aftercal")
+                typer.echo(f"aftercal: error: {exc.format_message()} (see `{where} --help`)", err=True)  # type: ignore[attr-defined]
+                raise typer.Exit(2) from None
+            # Other exits belong to click/typer; anything else is a bug: one line, no locals
+            # (they may hold secrets), the traceback with --debug.
+            if type(exc).__module__.split(".")[0] in ("click", "typer") or (
+                isinstance(ctx.obj, _State) and ctx.obj.debug
+            ):
+                raise
+            first_line = (str(exc).splitlines() or [""])[0][:200]
+            typer.echo(
+                f"aftercal: internal error: {type(exc).__name__}: {first_line} (run with --debug before the command "
+                "for the traceback, and please report it)",
+                err=True,
+            )
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     cls=_Root,
     name="aftercal",
     help="Turn a skin treatment into a calendar of aftercare reminders.",
@@ -52,15 +103,22 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-protocol_app = typer.Typer(help="Work with protocol files.", no_args_is_help=True)
+
+
+def _sub_app(help: str) -> typer.Typer:
+    # Markdown mode keeps the indented Example blocks as written (rich mode joins their lines).
+    return typer.Typer(rich_markup_mode="markdown", help=help, no_args_is_help=True)
+
+
+protocol_app = _sub_app("Work with protocol files.")
 app.add_typer(protocol_app, name="protocol")
-publish_app = typer.Typer(help="Push a care plan's events to a calendar server (idempotent).", no_args_is_help=True)
+publish_app = _sub_app("Push a care plan's events to a calendar server (idempotent).")
 app.add_typer(publish_app, name="publish")
-unpublish_app = typer.Typer(help="Remove exactly one treatment's events from a calendar server.", no_args_is_help=True)
+unpublish_app = _sub_app("Remove exactly one treatment's events from a calendar server.")
 app.add_typer(unpublish_app, name="unpublish")
-google_app = typer.Typer(help="Google Calendar sign-in.", no_args_is_help=True)
+google_app = _sub_app("Google Calendar sign-in.")
 app.add_typer(google_app, name="google")
-treatments_app = typer.Typer(help="The clinic's treatment store behind subscription feeds.", no_args_is_help=True)
+treatments_app = _sub_app("The clinic's treatment store behind subscription feeds.")
 app.add_typer(treatments_app, name="treatments")
 
 
@@ -115,7 +173,12 @@ ClinicUrlOpt = Annotated[
 ]
 SequenceOpt = Annotated[
     int,
-    typer.Option("--sequence", min=0, help="iCalendar SEQUENCE; raise it when re-sending a changed plan as a file."),
+    typer.Option(
+        "--sequence",
+        min=0,
+        max=2**31 - 1,
+        help="iCalendar SEQUENCE; raise it when re-sending a changed plan as a file.",
+    ),
 ]
 
 
@@ -215,7 +278,8 @@ def plan(
 
     Example:
 
-        aftercal plan microneedling --at 2026-11-24T10:00 --tz America/New_York -o care.ics
+        aftercal plan microneedling --at 2026-11-24T10:00 \\
+            --tz America/New_York -o care.ics
     """
     from calendars.ics import render_ics
     from reminders.files import write_atomic
@@ -563,8 +627,10 @@ def publish_caldav(
 
     Example:
 
-        AFTERCAL_CALDAV_PASSWORD=... aftercal publish caldav microneedling --at 2026-11-24T10:00 \\
-            --tz Europe/Paris --id T-1001 --url https://caldav.example.com/ --user clinic --calendar aftercare
+        export AFTERCAL_CALDAV_PASSWORD=...
+        aftercal publish caldav microneedling --at 2026-11-24T10:00 \\
+            --tz Europe/Paris --id T-1001 --url https://caldav.example.com/ \\
+            --user clinic --calendar aftercare
     """
     jobs, failed = collect_jobs(
         protocol, at, tz, treatment_id, from_csv, discreet=discreet, patient_name=patient_name, morning=morning,
@@ -809,8 +875,8 @@ def publish_google(
 
     Example:
 
-        aftercal publish google microneedling --at 2026-11-24T10:00 --tz America/Chicago \\
-            --id T-1001 --calendar-id primary
+        aftercal publish google microneedling --at 2026-11-24T10:00 \\
+            --tz America/Chicago --id T-1001 --calendar-id primary
     """
     jobs, failed = collect_jobs(
         protocol, at, tz, treatment_id, from_csv, discreet=discreet, patient_name=patient_name, morning=morning,
@@ -896,10 +962,7 @@ def _print_links(treatment_id: str, token: str, base_url: str, *, qr: Path | Non
     from calendars.feed import feed_links
 
     links = feed_links(base_url, token)
-    if qr is not None:
-        from calendars.qr import write_qr
-
-        write_qr(links.page, qr)
+    # The links first: whatever happens to the QR code below, they have been shown.
     typer.echo(f"Feed: {links.feed}")
     typer.echo(f"Subscribe: {links.webcal}")
     typer.echo(f"Page: {links.page}")
@@ -908,6 +971,9 @@ def _print_links(treatment_id: str, token: str, base_url: str, *, qr: Path | Non
 
         typer.echo(qr_terminal(links.page), nl=False)
     if qr is not None:
+        from calendars.qr import write_qr
+
+        write_qr(links.page, qr)
         typer.echo(f"Wrote the QR code of the page link to {qr}", err=True)
     typer.echo(
         f"Give these links to the patient now: the store keeps only a hash of them. "
@@ -948,7 +1014,8 @@ def treatments_add(
 
     Example:
 
-        aftercal treatments add microneedling --at 2026-11-24T10:00 --tz Europe/Madrid --id T-1001 --db clinic.db
+        aftercal treatments add microneedling --at 2026-11-24T10:00 \\
+            --tz Europe/Madrid --id T-1001 --db clinic.db
     """
     from calendars.feed import check_base_url
     from calendars.store import StoredOptions
@@ -967,6 +1034,10 @@ def treatments_add(
         name_in_feed=name_in_feed,
     )
     _quiet_option(quiet)  # one-line error before anything is stored
+    if qr is not None or not no_qr:
+        from calendars.qr import preflight
+
+        preflight(qr)
     store = _open_treatment_store(db)
     try:
         treatment, token = store.add(protocol, at, tz or local_zone_name(), treatment_id, options)
@@ -1023,7 +1094,8 @@ def treatments_reschedule(
 
     Example:
 
-        aftercal treatments reschedule T-1001 --at 2026-11-26T16:30 --db clinic.db
+        aftercal treatments reschedule T-1001 --at 2026-11-26T16:30 \\
+            --db clinic.db
     """
     store = _open_treatment_store(db)
     try:
@@ -1089,6 +1161,10 @@ def treatments_link(
             f"use `aftercal treatments link {treatment_id} --rotate --qr {qr}` (the old link stops working)"
         )
     check_base_url(base_url)
+    if rotate and (qr is not None or not no_qr):
+        from calendars.qr import preflight
+
+        preflight(qr)
     store = _open_treatment_store(db)
     try:
         if rotate:
@@ -1138,16 +1214,18 @@ def serve(
 
     Example:
 
-        aftercal serve --db clinic.db --host 127.0.0.1 --port 8080 --base-url https://care.example
+        aftercal serve --db clinic.db --host 127.0.0.1 --port 8080 \\
+            --base-url https://care.example
     """
     from datetime import timedelta
 
-    from calendars.feed import check_base_url
+    from calendars.feed import check_base_url, check_can_listen
     from calendars.feed import serve as run_server
 
     if log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
         raise InputError(f"--log-level {log_level!r}: use critical, error, warning, info or debug")
     public = check_base_url(base_url) if base_url else None
+    check_can_listen(host, port)
     typer.echo(f"Serving feeds on http://{host}:{port} (links: {public or f'http://{host}:{port}'})", err=True)
     run_server(
         db,

@@ -22,12 +22,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from reminders.errors import StartTimeError, ZoneError
+from reminders.errors import InputError, StartTimeError, ZoneError
 from reminders.protocol import Protocol, Step
 
 # Fixed namespace: UIDs must stay the same on every machine and every release.
 UID_NAMESPACE = uuid.UUID("6f1c7f0e-3b9a-4d8e-9a51-5f0c2d7b8e41")
 UID_DOMAIN = "aftercal"
+# Treatment starts outside these years are typos; the bounds also keep date arithmetic in range.
+MIN_YEAR = 1900
+MAX_YEAR = 2199
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,8 @@ def parse_start(text: str, zone: ZoneInfo) -> datetime:
     except ValueError:
         raise StartTimeError(f"cannot read start {text!r}: use local ISO time such as 2026-11-24T10:00") from None
     if parsed.tzinfo is not None:
+        if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+            return localize_start(parsed.replace(tzinfo=None), zone)  # refuses it with the year message
         offset = parsed.utcoffset()
         naive = parsed.replace(tzinfo=None)
         for fold in (0, 1):
@@ -214,6 +219,8 @@ def parse_start(text: str, zone: ZoneInfo) -> datetime:
 
 def localize_start(naive: datetime, zone: ZoneInfo) -> datetime:
     """Attach the zone to a naive local start, refusing times that do not exist."""
+    if not MIN_YEAR <= naive.year <= MAX_YEAR:
+        raise StartTimeError(f"a treatment start must lie between {MIN_YEAR} and {MAX_YEAR} (got {naive:%Y-%m-%d})")
     local = naive.replace(tzinfo=zone, fold=0)
     if not exists(local):
         after = local.astimezone(UTC).astimezone(zone)
@@ -236,11 +243,32 @@ def build_plan(
         raise StartTimeError("the treatment start needs an IANA time zone")
     if not treatment_id or len(treatment_id) > 200 or any(ord(c) < 32 for c in treatment_id):
         raise StartTimeError("a treatment id must be 1-200 printable characters")
+    if not MIN_YEAR <= start.year <= MAX_YEAR:
+        raise StartTimeError(f"a treatment start must lie between {MIN_YEAR} and {MAX_YEAR} (got {start:%Y-%m-%d})")
+    _check_options(options)
     zone = start.tzinfo
     engine = _Engine(protocol, treatment_id, start, zone, options)
     reminders = [r for step in protocol.steps for r in engine.render(step)]
     reminders.sort(key=lambda r: (_sort_instant(r, zone), r.key))
     return CarePlan(protocol, treatment_id, start, zone, options, tuple(reminders))
+
+
+def _check_options(options: PlanOptions) -> None:
+    """Texts that end up in calendar lines must be single lines; a clinic URL must be a web URL."""
+    texts = {
+        "patient name": options.patient_name,
+        "clinic name": options.clinic.name,
+        "clinic phone": options.clinic.phone,
+        "clinic URL": options.clinic.url,
+    }
+    for what, value in texts.items():
+        if value is not None and (not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value)):
+            raise InputError(f"the {what} must be one line of printable text")
+    url = options.clinic.url
+    if url is not None and (not url.startswith(("https://", "http://")) or " " in url or len(url) < 10):
+        raise InputError(f"the clinic URL {url!r} must be a web address starting with https://")
+    if not 0 <= options.sequence < 2**31:
+        raise InputError("the sequence must be a whole number from 0 to 2147483647")
 
 
 def _sort_instant(reminder: Reminder, zone: ZoneInfo) -> datetime:
@@ -284,9 +312,12 @@ class _Engine:
 
     def day_instant(self, day: int, at: time | None) -> tuple[datetime, str]:
         local_date = self.start.date() + timedelta(days=day)
-        moment = wall_time(local_date, at or self.options.morning, self.zone)
+        wanted = at or self.options.morning
+        moment = wall_time(local_date, wanted, self.zone)
         if moment < self.start:
             return self.start, "moved to the treatment time (it would have been before it)"
+        if moment.time() != wanted:
+            return moment, f"{wanted:%H:%M} does not exist that day (clocks jump forward): moved by the change"
         return moment, ""
 
     def timed(self, step: Step, key: str, moment: datetime, note: str) -> Reminder:

@@ -140,3 +140,58 @@ def test_default_zone_comes_from_tz_env() -> None:
     result = runner.invoke(app, ["plan", "microneedling", "--at", "2026-11-24T10:00"], env={"TZ": "Asia/Kolkata"})
     assert result.exit_code == 0
     assert b"TZID=Asia/Kolkata" in result.stdout_bytes
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([*PLAN, "--bogus"], "No such option: --bogus (see `aftercal plan --help`)"),
+        (["plan", "microneedling", "--tz", "UTC"], "Missing option '--at'"),
+        ([*PLAN, "--sequence", "abc"], "Invalid value for '--sequence'"),
+        ([*PLAN, "--sequence", "99999999999999999999"], "Invalid value for '--sequence'"),
+        (["nosuchcommand"], "No such command 'nosuchcommand'"),
+    ],
+)
+def test_usage_errors_are_one_line(argv: list[str], message: str) -> None:
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--at", "9999-12-31T23:00"], "between 1900 and 2199"),
+        (["--at", "0001-01-01T00:00"], "between 1900 and 2199"),
+        (["--at", "9999-12-31T23:00+01:00"], "between 1900 and 2199"),
+        (["--patient-name", "Ada\nLovelace"], "patient name must be one line"),
+        (["--clinic-url", "javascript:alert(1)"], "must be a web address"),
+        (["--clinic-name", "Clinic\r\nX-INJECTED:1"], "clinic name must be one line"),
+    ],
+)
+def test_out_of_range_and_unsafe_values(extra: list[str], message: str) -> None:
+    argv = [
+        "plan",
+        "microneedling",
+        "--tz",
+        "Europe/Paris",
+        *(["--at", "2026-11-24T10:00"] if "--at" not in extra else []),
+    ]
+    result = runner.invoke(app, [*argv, *extra])
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_missing_optional_dependency_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['caldav'] = None\n"
+        "sys.argv = ['aftercal', 'publish', 'caldav', 'microneedling', '--at', '2026-11-24T10:00', '--tz', 'UTC',"
+        " '--url', 'http://127.0.0.1:9/', '--user', 'u', '--calendar', 'c']\n"
+        "from reminders.cli import main\nmain()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                          env={**os.environ, "AFTERCAL_CALDAV_PASSWORD": "x"})  # fmt: skip
+    assert proc.returncode == 1
+    assert "needs the optional 'caldav' dependencies" in proc.stderr
+    assert "pip install 'aftercal[caldav]'" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1

@@ -190,3 +190,11 @@ def test_discreet_and_patient_name() -> None:
     assert "Ada Lovelace" in discreet.calendar_name
     assert all("Ada" not in r.description and "Ada" not in r.title for r in plain.reminders)
     assert [r.uid for r in plain.reminders] == [r.uid for r in discreet.reminders]
+
+
+def test_day_reminder_in_a_dst_gap_moves_forward_and_says_why() -> None:
+    options = PlanOptions(morning=time(2, 30), quiet=QuietHours(time(0), time(0)))
+    r = by_key(make_plan("microneedling", "2027-03-12T10:00", "America/New_York", treatment_id="x", options=options))
+    assert wall(r["start-spf"]) == "2027-03-14 03:30 -0400"  # 02:30 does not exist on 2027-03-14
+    assert "clocks jump forward" in r["start-spf"].note
+    assert wall(r["activity-allowed"]) == "2027-03-19 02:30 -0400" and r["activity-allowed"].note == ""
