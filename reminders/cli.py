@@ -17,9 +17,9 @@ import typer
 from typer.core import TyperGroup
 
 from reminders import make_plan
-from reminders.errors import AftercalError, InputError
+from reminders.errors import AftercalError, InputError, ZoneError
 from reminders.protocol import load_protocol, shipped_protocols
-from reminders.schedule import CarePlan, Clinic, PlanOptions, QuietHours
+from reminders.schedule import CarePlan, Clinic, PlanOptions, QuietHours, get_zone
 
 
 @dataclass
@@ -241,7 +241,14 @@ def build_cli_plan(
         clinic=Clinic(name=clinic_name, phone=clinic_phone, url=clinic_url),
         sequence=sequence,
     )
-    return make_plan(protocol, at, tz or local_zone_name(), treatment_id=treatment_id, options=options)
+    if tz is None:
+        machine_zone = local_zone_name()
+        try:
+            get_zone(machine_zone)
+        except ZoneError as exc:
+            raise ZoneError(f"{exc} (this is the machine's zone, from $TZ or /etc/localtime: pass --tz)") from None
+        tz = machine_zone
+    return make_plan(protocol, at, tz, treatment_id=treatment_id, options=options)
 
 
 def now_stamp() -> datetime:
@@ -454,11 +461,14 @@ def report_job(label: str, actions: Any, summary: Any, *, dry_run: bool) -> None
         print_actions(label, actions)
     else:
         typer.echo(f"{label}: {summary.line()}")
+    if not (actions.create or actions.update or actions.delete or actions.unchanged):
+        # Most often a mistyped id or the wrong calendar: say so rather than look like success.
+        typer.echo(f"{label}: no events of this treatment were found in that calendar", err=True)
 
 
 def report_total(total: Any, *, published: int, failed: int) -> None:
     """The closing line of a batch; `failed` counts failed treatments and skipped CSV rows alike."""
-    typer.echo(f"total ({published} treatments, {failed} failed): {total.line()}")
+    typer.echo(f"total: {published} treatment(s) done, {failed} failed: {total.line()}")
 
 
 def env_seconds(name: str, default: float) -> float:

@@ -174,9 +174,11 @@ def get_zone(name: str) -> ZoneInfo:
 
 def _zone_hint(name: str) -> str:
     lowered = name.lower()
-    for candidate in sorted(available_timezones()):
-        if candidate.lower() == lowered or candidate.lower().endswith("/" + lowered):
-            return f" (did you mean {candidate}?)"
+    zones = sorted(available_timezones())
+    # An exact match in another case first (utc -> UTC), then a match on the city part.
+    exact = [z for z in zones if z.lower() == lowered]
+    for candidate in exact + [z for z in zones if z.lower().endswith("/" + lowered)]:
+        return f" (did you mean {candidate}?)"
     return ""
 
 
@@ -204,6 +206,8 @@ def parse_start(text: str, zone: ZoneInfo) -> datetime:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
         raise StartTimeError(f"cannot read start {text!r}: use local ISO time such as 2026-11-24T10:00") from None
+    if "T" not in text.strip().upper() and " " not in text.strip():
+        raise StartTimeError(f"start {text!r} has no time of day: use local ISO time such as 2026-11-24T10:00")
     if parsed.tzinfo is not None:
         if not MIN_YEAR <= parsed.year <= MAX_YEAR:
             return localize_start(parsed.replace(tzinfo=None), zone)  # refuses it with the year message

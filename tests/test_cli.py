@@ -195,3 +195,12 @@ def test_missing_optional_dependency_names_the_extra() -> None:
     assert "needs the optional 'caldav' dependencies" in proc.stderr
     assert "pip install 'aftercal[caldav]'" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_date_without_time_and_zone_hints() -> None:
+    no_time = runner.invoke(app, ["plan", "microneedling", "--at", "2026-11-24", "--tz", "UTC"])
+    assert no_time.exit_code == 2 and "has no time of day" in no_time.stderr
+    utc = runner.invoke(app, ["plan", "microneedling", "--at", "2026-11-24T10:00", "--tz", "utc"])
+    assert "did you mean UTC?" in utc.stderr
+    machine = runner.invoke(app, ["plan", "microneedling", "--at", "2026-11-24T10:00"], env={"TZ": "JST-9"})
+    assert machine.exit_code == 2 and "machine's zone" in machine.stderr and "pass --tz" in machine.stderr

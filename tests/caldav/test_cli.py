@@ -180,11 +180,14 @@ def test_csv_batch_with_one_bad_row(run, radicale: Server, tmp_path: Path) -> No
     assert "line 3" in result.stderr and "Mars/Olympus" in result.stderr
     assert f"T-1: created {N_EVENTS}," in result.stdout
     assert f"T-3: created {N_EVENTS}," in result.stdout
-    assert f"total (2 treatments, 1 failed): created {2 * N_EVENTS}," in result.stdout
+    assert f"total: 2 treatment(s) done, 1 failed: created {2 * N_EVENTS}," in result.stdout
     assert len(events_on(radicale, calendar_url(radicale, "aftercare"))) == N_EVENTS
     assert len(events_on(radicale, calendar_url(radicale, "second"))) == N_EVENTS
     rerun = run("publish", "caldav", "--from", str(csv), "--create-calendar")
-    assert f"total (2 treatments, 1 failed): created 0, updated 0, deleted 0, unchanged {2 * N_EVENTS}" in rerun.stdout
+    assert (
+        f"total: 2 treatment(s) done, 1 failed: created 0, updated 0, deleted 0, unchanged {2 * N_EVENTS}"
+        in rerun.stdout
+    )
 
 
 def test_cli_module_does_not_import_caldav() -> None:

@@ -110,7 +110,7 @@ def test_csv_batch_with_a_bad_row(standin: CalendarStandin, tmp_path: Path) -> N
     lines = out.strip().splitlines()
     assert lines[0].startswith("T-2001: created ")
     assert lines[1].startswith("T-2003: created ")
-    assert lines[2].startswith("total (2 treatments, 1 failed): created ")
+    assert lines[2].startswith("total: 2 treatment(s) done, 1 failed: created ")
     primary_ids = {e["id"] for e in standin.events("primary")}
     room_ids = {e["id"] for e in standin.events("room2@group.calendar.google.com")}
     first = make_plan("microneedling", "2026-11-24T09:00", "America/Chicago", treatment_id="T-2001")
@@ -136,7 +136,7 @@ def test_csv_batch_goes_on_after_a_failing_treatment(standin: CalendarStandin, t
     code, out, err = publish(standin, "--from", str(csv))
     assert code == 1
     assert "T-1:" in err and "missing@example.com" in err
-    assert "T-2: created" in out and "total (1 treatments, 1 failed)" in out
+    assert "T-2: created" in out and "total: 1 treatment(s) done, 1 failed" in out
 
 
 def test_example_appointments_file_publishes(standin: CalendarStandin) -> None:
