@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from reminders import make_plan
 from reminders.errors import AftercalError, ChannelError, InputError
 from reminders.protocol import Protocol, load_protocol, parse_protocol
-from reminders.schedule import CarePlan, Clinic, PlanOptions, QuietHours, get_zone, parse_start
+from reminders.schedule import CarePlan, Clinic, PlanOptions, get_zone, parse_clock, parse_quiet_hours, parse_start
 
 TOKEN_BYTES = 32  # 256 random bits; the issue asks for at least 128
 DEFAULT_DB_NAME = "clinic.db"
@@ -111,29 +111,13 @@ class StoredOptions:
 
     def plan_options(self, sequence: int) -> PlanOptions:
         return PlanOptions(
-            morning=_clock(self.morning, "--morning"),
-            quiet=_quiet(self.quiet),
+            morning=parse_clock(self.morning, "--morning"),
+            quiet=parse_quiet_hours(self.quiet),
             discreet=self.discreet,
             patient_name=self.patient_name if self.name_in_feed else None,
             clinic=Clinic(name=self.clinic_name, phone=self.clinic_phone, url=self.clinic_url),
             sequence=sequence,
         )
-
-
-def _clock(value: str, flag: str) -> time:
-    try:
-        return time.fromisoformat(value).replace(second=0, microsecond=0)
-    except ValueError:
-        raise InputError(f"{flag} {value!r}: use HH:MM, e.g. 09:00") from None
-
-
-def _quiet(value: str) -> QuietHours:
-    if value.strip().lower() == "off":
-        return QuietHours(time(0), time(0))
-    start, sep, end = value.partition("-")
-    if not sep:
-        raise InputError(f"--quiet {value!r}: use HH:MM-HH:MM, e.g. 21:00-08:00, or off")
-    return QuietHours(_clock(start.strip(), "--quiet"), _clock(end.strip(), "--quiet"))
 
 
 # ---- rows ----------------------------------------------------------------------------------------

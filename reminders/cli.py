@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 from reminders import make_plan
 from reminders.errors import AftercalError, InputError, ZoneError
 from reminders.protocol import load_protocol, shipped_protocols
-from reminders.schedule import CarePlan, Clinic, PlanOptions, QuietHours, get_zone
+from reminders.schedule import CarePlan, Clinic, PlanOptions, get_zone, parse_clock, parse_quiet_hours
 
 
 @dataclass
@@ -182,23 +182,6 @@ SequenceOpt = Annotated[
 ]
 
 
-def _clock_option(value: str, flag: str) -> time:
-    try:
-        parsed = time.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"{flag} {value!r}: use HH:MM, e.g. 09:00") from None
-    return parsed.replace(second=0, microsecond=0)
-
-
-def _quiet_option(value: str) -> QuietHours:
-    if value.strip().lower() == "off":
-        return QuietHours(time(0), time(0))
-    start, sep, end = value.partition("-")
-    if not sep:
-        raise InputError(f"--quiet {value!r}: use HH:MM-HH:MM, e.g. 21:00-08:00, or off")
-    return QuietHours(_clock_option(start.strip(), "--quiet"), _clock_option(end.strip(), "--quiet"))
-
-
 def local_zone_name() -> str:
     """The machine's IANA zone: $TZ, then /etc/localtime's link, then /etc/timezone, then UTC."""
     tz = os.environ.get("TZ", "").lstrip(":")
@@ -234,8 +217,8 @@ def build_cli_plan(
 ) -> CarePlan:
     """The plan for one set of command-line options (shared by plan, show and publish)."""
     options = PlanOptions(
-        morning=_clock_option(morning, "--morning"),
-        quiet=_quiet_option(quiet),
+        morning=parse_clock(morning, "--morning"),
+        quiet=parse_quiet_hours(quiet),
         discreet=discreet,
         patient_name=patient_name or None,
         clinic=Clinic(name=clinic_name, phone=clinic_phone, url=clinic_url),
@@ -391,6 +374,11 @@ FromOpt = Annotated[
         help="CSV of treatments (columns id,protocol,start,zone[,calendar]) instead of PROTOCOL/--at.",
     ),
 ]
+# PROTOCOL and --at for commands that also take --from (a CSV replaces both).
+BatchProtocolArg = Annotated[
+    str | None, typer.Argument(help="A shipped protocol name or a .toml path (omit with --from).")
+]
+BatchAtOpt = Annotated[str | None, typer.Option("--at", help="Treatment start in local time, e.g. 2026-11-24T10:00.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print what would change; change nothing.")]
 
 
@@ -600,12 +588,8 @@ def publish_caldav(
     url: CalDavUrlOpt,
     user: CalDavUserOpt,
     calendar: CalDavCalendarOpt,
-    protocol: Annotated[
-        str | None, typer.Argument(help="A shipped protocol name or a .toml path (omit with --from).")
-    ] = None,
-    at: Annotated[
-        str | None, typer.Option("--at", help="Treatment start in local time, e.g. 2026-11-24T10:00.")
-    ] = None,
+    protocol: BatchProtocolArg = None,
+    at: BatchAtOpt = None,
     tz: TzOpt = None,
     treatment_id: IdOpt = None,
     from_csv: FromOpt = None,
@@ -839,12 +823,8 @@ def google_login(
 
 @publish_app.command("google")
 def publish_google(
-    protocol: Annotated[
-        str | None, typer.Argument(help="A shipped protocol name or a .toml path (omit with --from).")
-    ] = None,
-    at: Annotated[
-        str | None, typer.Option("--at", help="Treatment start in local time, e.g. 2026-11-24T10:00.")
-    ] = None,
+    protocol: BatchProtocolArg = None,
+    at: BatchAtOpt = None,
     tz: TzOpt = None,
     treatment_id: IdOpt = None,
     from_csv: FromOpt = None,
@@ -1035,7 +1015,7 @@ def treatments_add(
         raise InputError("--name-in-feed needs --patient-name")
     options = StoredOptions(
         discreet=discreet,
-        morning=_clock_option(morning, "--morning").strftime("%H:%M"),
+        morning=parse_clock(morning, "--morning").strftime("%H:%M"),
         quiet=quiet,
         clinic_name=clinic_name,
         clinic_phone=clinic_phone,
@@ -1043,7 +1023,7 @@ def treatments_add(
         patient_name=patient_name or None,
         name_in_feed=name_in_feed,
     )
-    _quiet_option(quiet)  # one-line error before anything is stored
+    parse_quiet_hours(quiet)  # one-line error before anything is stored
     if qr is not None or not no_qr:
         from calendars.qr import preflight
 

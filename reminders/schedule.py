@@ -61,6 +61,25 @@ class QuietHours:
         return moment >= self.start or moment < self.end
 
 
+def parse_clock(value: str, flag: str) -> time:
+    """A local time of day from "HH:MM"; `flag` names the option in the error."""
+    try:
+        parsed = time.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{flag} {value!r}: use HH:MM, e.g. 09:00") from None
+    return parsed.replace(second=0, microsecond=0)
+
+
+def parse_quiet_hours(value: str) -> QuietHours:
+    """Quiet hours from "HH:MM-HH:MM", or "off" for none."""
+    if value.strip().lower() == "off":
+        return QuietHours(time(0), time(0))
+    start, sep, end = value.partition("-")
+    if not sep:
+        raise InputError(f"--quiet {value!r}: use HH:MM-HH:MM, e.g. 21:00-08:00, or off")
+    return QuietHours(parse_clock(start.strip(), "--quiet"), parse_clock(end.strip(), "--quiet"))
+
+
 @dataclass(frozen=True)
 class PlanOptions:
     """Everything besides the treatment itself that shapes a plan."""
