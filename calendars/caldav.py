@@ -162,16 +162,34 @@ def _strip_credentials(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
 
 
+class ForeignEventConflict(ChannelError):
+    """The calendar holds an event with one of our UIDs that aftercal did not make for this treatment."""
+
+
+def _password_safe(url: str) -> bool:
+    """True where Basic auth may go: https anywhere, plain http only to this machine."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and host in ("localhost", "127.0.0.1", "::1"))
+
+
 def check_base_url(url: str, option: str = "--url") -> str:
     """The server URL, refused when it could leak the password (credentials inside, plain http)."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise InputError(f"{option} is not a valid URL; use one such as https://caldav.example.com/") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"{option} must be an http(s) URL such as https://caldav.example.com/")
     if parts.username is not None or parts.password is not None:
         raise InputError(
             f"{option} must not contain a user name or password; use --user and {PASSWORD_ENV}, the keyring or ~/.netrc"
         )
-    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+    if not _password_safe(url.strip()):
         raise InputError(f"{option} must use https:// (plain http would send the password in clear)")
     path = parts.path or "/"
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
@@ -242,6 +260,13 @@ class CalDavConnection:
         """One request with retries on network errors, timeouts, 5xx and 429. Returns the response."""
         from caldav.lib.http_sync import requests as http
 
+        if not _password_safe(url):
+            # A server-given URL (redirect, href) must not downgrade us to plain http.
+            host = urlsplit(url).hostname or "?"
+            raise ChannelError(
+                f"the CalDAV server pointed to a plain-http address on {host}: refusing to send the password there; "
+                "use the server's https:// URL"
+            )
         hdrs = {"User-Agent": "aftercal", **(headers or {})}
         if isinstance(body, str):
             body = body.encode()
@@ -621,7 +646,7 @@ class CalDavPublisher:
         # 409 (Radicale) / 412 (Xandikos): the UID exists under another href. Look it up by UID.
         res = self._lookup_uid(reminder.uid)
         if res is None or res.plan_tag != plan.plan_tag:
-            raise ChannelError(
+            raise ForeignEventConflict(
                 f"event {reminder.key} of treatment {plan.treatment_id}: calendar {self.label!r} already holds an "
                 f"event with its UID that aftercal did not create for this treatment; left it alone"
             )
@@ -674,9 +699,15 @@ class CalDavPublisher:
         if actions.writes and self.calendar_url is None:
             raise NotFoundError(f"calendar {self.label!r} does not exist")
         tally = {"create": 0, "update": 0, "unchanged": 0}
+        conflicts: list[ForeignEventConflict] = []
         for reminder in actions.create:
             assert plan is not None
-            done = self._create(plan, reminder)
+            try:
+                done = self._create(plan, reminder)
+            except ForeignEventConflict as conflict:
+                # Leave that one event alone but carry on: the rest of the plan must still converge.
+                conflicts.append(conflict)
+                continue
             tally[done] += 1
             if progress:
                 progress(done, reminder.key)
@@ -694,4 +725,8 @@ class CalDavPublisher:
         summary.created += tally["create"]
         summary.updated += tally["update"]
         summary.unchanged += tally["unchanged"]
+        if conflicts:
+            others = f" ({summary.line()} for the rest)"
+            more = f" and {len(conflicts) - 1} more" if len(conflicts) > 1 else ""
+            raise ChannelError(f"{conflicts[0]}{more}{others}")
         return summary

@@ -151,11 +151,18 @@ def remote_event(item: dict[str, Any], plan_tag: str) -> RemoteEvent | None:
 def normalize_endpoint(url: str | None) -> str:
     """The API base URL with a trailing slash; Google's own when none is given."""
     url = (url or "").strip() or DEFAULT_ENDPOINT
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise InputError("--api-endpoint is not a valid URL; use one such as https://www.googleapis.com/") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"--api-endpoint {url!r}: use an http(s) URL such as https://www.googleapis.com/")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise InputError("--api-endpoint: give a plain base URL, without credentials, query or fragment")
+    if parts.scheme == "http" and not is_loopback(url):
+        # The OAuth bearer token travels with every request: never in clear over a network.
+        raise InputError("--api-endpoint must use https:// (plain http only on this machine)")
     return url if url.endswith("/") else url + "/"
 
 
@@ -279,10 +286,7 @@ def _refresh(credentials: Any) -> None:
     try:
         credentials.refresh(google_auth_httplib2.Request(http))
     except google.auth.exceptions.RefreshError:
-        raise AuthError(
-            "Google refused the stored sign-in (expired or revoked; apps in 'Testing' status expire after "
-            "7 days): run `aftercal google login` again"
-        ) from None
+        raise _sign_in_refused() from None
     except (google.auth.exceptions.TransportError, OSError) as exc:
         raise TransientError(f"cannot reach Google to refresh the sign-in ({type(exc).__name__})") from None
     finally:
@@ -343,10 +347,19 @@ def _permanent_error(failure: _Failure, what: str, calendar_id: str) -> ChannelE
     return ChannelError(f"Google answered {detail} while trying to {what}")
 
 
+def _sign_in_refused() -> AuthError:
+    return AuthError(
+        "Google refused the stored sign-in (expired or revoked; apps in 'Testing' status expire after "
+        "7 days): run `aftercal google login` again"
+    )
+
+
 def _transport_errors() -> tuple[type[BaseException], ...]:
+    import google.auth.exceptions
     import httplib2
 
-    return (httplib2.HttpLib2Error, OSError, socket.timeout)
+    # google.auth's TransportError: a token refresh in the middle of a call could not reach Google.
+    return (httplib2.HttpLib2Error, OSError, socket.timeout, google.auth.exceptions.TransportError)
 
 
 # ---- the publisher -----------------------------------------------------------------------------------
@@ -467,6 +480,7 @@ class GooglePublisher:
 
     def _execute(self, request: Any, what: str) -> Any:
         """One API call, retried with jittered backoff on 429 / 5xx / 403 rate limits / network errors."""
+        import google.auth.exceptions
         from googleapiclient.errors import HttpError
 
         for attempt in range(self.max_attempts):
@@ -474,6 +488,8 @@ class GooglePublisher:
             self.stats.api_calls += 1
             try:
                 return request.execute(num_retries=0)
+            except google.auth.exceptions.RefreshError:
+                raise _sign_in_refused() from None
             except (HttpError, *_transport_errors()) as exc:
                 failure = _failure(exc)
                 if not _retryable(failure):
@@ -633,8 +649,11 @@ class GooglePublisher:
                                 "run the same command again later"
                             ),
                         )
-                    break
-                self._backoff(attempt - 1)
+                    # Give up on these, but still send the follow-ups (409 -> update, next list
+                    # page): dropping them would report success for work never done.
+                    retry = []
+                else:
+                    self._backoff(attempt - 1)
             pending = again + retry
         return errors
 
@@ -658,6 +677,7 @@ class GooglePublisher:
 
     def _send_batch(self, chunk: list[_Op]) -> list[tuple[_Op, Any, _Failure | None]]:
         """One batch request; a failure of the whole request fails each part (retryable or not)."""
+        import google.auth.exceptions
         from googleapiclient.errors import BatchError, HttpError
         from googleapiclient.http import BatchHttpRequest
 
@@ -675,6 +695,8 @@ class GooglePublisher:
         self.stats.api_calls += len(chunk)
         try:
             batch.execute()
+        except google.auth.exceptions.RefreshError:
+            raise _sign_in_refused() from None
         except (HttpError, *_transport_errors()) as exc:
             failure = _failure(exc)
             return [(op, None, failure) for op in chunk]

@@ -272,7 +272,7 @@ class Store:
             return psycopg.connect(self.target, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
             raise StoreError(
-                f"cannot connect to the treatment database {_safe_url(self.url)}: {_pg_reason(exc)}"
+                f"cannot connect to the treatment database {_safe_url(self.url)}: {_pg_reason(exc, self.url)}"
             ) from None
 
     @contextmanager
@@ -351,7 +351,7 @@ class Store:
     def _wrap(self, exc: Exception) -> StoreError:
         if self.dialect == "sqlite":
             return StoreError(f"treatment database {self.target}: {exc}")
-        return StoreError(f"treatment database {_safe_url(self.url)}: {_pg_reason(exc)}")
+        return StoreError(f"treatment database {_safe_url(self.url)}: {_pg_reason(exc, self.url)}")
 
     def _query(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._conn() as conn:
@@ -555,10 +555,24 @@ def _safe_url(url: str) -> str:
     return f"{parts.scheme}://{user}{host}{port}{parts.path}"
 
 
-def _pg_reason(exc: Exception) -> str:
-    """First line of a psycopg error, without connection strings."""
+def _pg_reason(exc: Exception, url: str) -> str:
+    """First line of a psycopg error, without connection strings or the URL's password.
+
+    libpq quotes parts of a URL it cannot parse (e.g. a password with a stray %), so the
+    password is masked in every form it may take, not only after "password=".
+    """
+    from urllib.parse import unquote, urlsplit
+
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text.split(" password=", 1)[0]
+    text = text.split(" password=", 1)[0]
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    for secret in {password, unquote(password)} if password else set():
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def is_postgres_url(value: str) -> bool:

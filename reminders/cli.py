@@ -465,9 +465,12 @@ def env_seconds(name: str, default: float) -> float:
     if raw is None:
         return default
     try:
-        return float(raw)
+        seconds = float(raw)
     except ValueError:
         raise InputError(f"{name} {raw!r} is not a number of seconds") from None
+    if not 0 <= seconds <= 3600:  # also refuses nan
+        raise InputError(f"{name} {raw!r}: use a number of seconds from 0 to 3600")
+    return seconds
 
 
 # ---- CalDAV commands (issue 3): `publish caldav`, `unpublish caldav` ---------------------------------

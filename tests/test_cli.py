@@ -204,3 +204,16 @@ def test_date_without_time_and_zone_hints() -> None:
     assert "did you mean UTC?" in utc.stderr
     machine = runner.invoke(app, ["plan", "microneedling", "--at", "2026-11-24T10:00"], env={"TZ": "JST-9"})
     assert machine.exit_code == 2 and "machine's zone" in machine.stderr and "pass --tz" in machine.stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "soon"])
+def test_backoff_environment_is_checked(value: str) -> None:
+    from reminders.cli import env_seconds
+    from reminders.errors import InputError
+
+    os.environ["AFTERCAL_TEST_BACKOFF"] = value
+    try:
+        with pytest.raises(InputError, match="AFTERCAL_TEST_BACKOFF"):
+            env_seconds("AFTERCAL_TEST_BACKOFF", 1.0)
+    finally:
+        del os.environ["AFTERCAL_TEST_BACKOFF"]

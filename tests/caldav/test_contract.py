@@ -151,6 +151,9 @@ def test_uid_taken_by_a_foreign_event_under_another_href_is_left_alone(calendar,
     assert [s.text for s in stored_events(conn, url) if s.uid == victim.uid] == before
     expected = {"radicale": 409, "xandikos": 412}[server.kind]
     assert ("PUT", expected) in statuses
+    # The conflict does not block the rest of the plan: every other event was published.
+    others = {r.uid for r in plan.reminders if r.uid != victim.uid}
+    assert others <= {s.uid for s in stored_events(conn, url)}
 
 
 def test_stale_view_converges_without_duplicates(calendar) -> None:

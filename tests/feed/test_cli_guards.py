@@ -55,3 +55,10 @@ def test_serve_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
         result = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "c.db"), "--port", str(port)])
     assert result.exit_code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_postgres_password_never_in_errors() -> None:
+    for url in ("postgresql://u:my%pass@127.0.0.1:1/db", "postgresql://u:s3cr3t@127.0.0.1:1/db"):
+        result = CliRunner().invoke(app, ["treatments", "list", "--db", url])
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1
+        assert "my%pass" not in result.stderr and "s3cr3t" not in result.stderr

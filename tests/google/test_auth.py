@@ -236,3 +236,15 @@ def test_bad_key_file_is_one_line(tmp_path: Path, config_dir: Path, content: str
 def test_missing_key_file(tmp_path: Path, config_dir: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         connect(credentials_file=tmp_path / "nope.json")
+
+
+def test_endpoint_must_be_https_off_loopback() -> None:
+    import pytest
+
+    from calendars.gcal import normalize_endpoint
+    from reminders.errors import InputError
+
+    assert normalize_endpoint("http://127.0.0.1:8080") == "http://127.0.0.1:8080/"
+    for bad in ("http://calendar-proxy.example/", "http://[::1", "ftp://x/"):
+        with pytest.raises(InputError):
+            normalize_endpoint(bad)

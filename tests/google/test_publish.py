@@ -461,3 +461,37 @@ def test_sync_many_unpublish_dry_run_and_pages(
     done = publisher.sync_many(removal)
     assert [r.summary.deleted for r in done] == [len(p.reminders) for p in plans[:2]]
     assert {e["extendedProperties"]["private"][PROP_PLAN] for e in standin.events()} == {plans[2].plan_tag}
+
+
+def test_follow_ups_after_the_last_retry_are_still_sent() -> None:
+    """A 409 that turns an insert into an update in the last round must not be dropped silently."""
+    from calendars.base import SyncSummary
+    from calendars.gcal import GooglePublisher, _Failure, _Op
+
+    class NoService:
+        def close(self) -> None:
+            pass
+
+    publisher = GooglePublisher(NoService(), batch_uri="http://127.0.0.1/batch", max_attempts=2, sleep=lambda s: None)
+    rounds = {"n": 0}
+
+    def fake_batch(chunk: list[_Op]) -> list[tuple[_Op, dict[str, object] | None, _Failure | None]]:
+        rounds["n"] += 1
+        answers: list[tuple[_Op, dict[str, object] | None, _Failure | None]] = []
+        for op in chunk:
+            if op.label == "flaky":  # 503 every time
+                answers.append((op, None, _Failure(503, "backendError", "x")))
+            elif op.label == "exists" and op.kind == "insert":  # 503, then 409: becomes an update
+                answers.append((op, None, _Failure(503 if rounds["n"] == 1 else 409, "x", "x")))
+            else:
+                answers.append((op, {}, None))
+        return answers
+
+    publisher._send_batch = fake_batch  # type: ignore[method-assign]
+    flaky, exists = SyncSummary(), SyncSummary()
+    errors = publisher.run([
+        _Op("insert", "primary", "e1", {}, "created", "flaky", owner=0, summary=flaky),
+        _Op("insert", "primary", "e2", {}, "created", "exists", owner=1, summary=exists),
+    ])  # fmt: skip
+    assert 0 in errors  # the one that kept failing is reported
+    assert 1 not in errors and exists.created + exists.updated == 1  # the follow-up was sent and done
