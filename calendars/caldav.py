@@ -14,8 +14,11 @@ How it works (one treatment, one calendar):
 
 Every request is retried on network errors, timeouts, 5xx and 429 with bounded exponential
 backoff and jitter. Because hrefs come from UIDs and every write is conditional, a run that died
-half-way converges when run again. The password never appears in messages: they are built from
-status codes and URLs without credentials.
+half-way converges when run again. Redirects are followed only during discovery (PROPFIND, by
+hand, method kept): a redirected write or calendar query stops the run with one line, since
+HTTP clients turn a redirected PUT/DELETE into a GET whose 200 would pass for the write's.
+The password never appears in messages: they are built from status codes and URLs without
+credentials.
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ from reminders.schedule import CarePlan, Reminder
 PASSWORD_ENV = "AFTERCAL_CALDAV_PASSWORD"
 KEYRING_SERVICE = "aftercal-caldav"
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+# Methods that change nothing. Every other one is a write, whose redirects are never followed:
+# HTTP clients resend a 302/303'd PUT/DELETE as a GET (and a 301'd one without its body), and the
+# answer of wherever that lands (200) would be taken for the write's.
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "REPORT"})
+MAX_REDIRECTS = 4  # discovery hops (e.g. /.well-known/caldav -> /dav/ -> /dav/principals/...)
 
 DAV = "DAV:"
 CALDAV = "urn:ietf:params:xml:ns:caldav"
@@ -166,6 +175,28 @@ class ForeignEventConflict(ChannelError):
     """The calendar holds an event with one of our UIDs that aftercal did not make for this treatment."""
 
 
+class RedirectRefused(ChannelError):
+    """The server answered a request aftercal does not follow redirects for (writes, calendar queries)."""
+
+
+def _redirect_refused(method: str, url: str, status: int, location: str | None, why: str) -> RedirectRefused:
+    target = _strip_credentials(urljoin(url, location)) if location else "nowhere (no Location header)"
+    return RedirectRefused(
+        f"the server answered {method} {_strip_credentials(url)} with {status} redirect to {target}: {why}"
+    )
+
+
+WRITE_REDIRECT = "aftercal does not follow redirects for writes; check the calendar URL"
+
+
+def _plain_http_refused(url: str) -> ChannelError:
+    host = urlsplit(url).hostname or "?"
+    return ChannelError(
+        f"the CalDAV server pointed to a plain-http address on {host}: refusing to send the password there; "
+        "use the server's https:// URL"
+    )
+
+
 def _password_safe(url: str) -> bool:
     """True where Basic auth may go: https anywhere, plain http only to this machine."""
     try:
@@ -193,6 +224,27 @@ def check_base_url(url: str, option: str = "--url") -> str:
         raise InputError(f"{option} must use https:// (plain http would send the password in clear)")
     path = parts.path or "/"
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def _refuse_redirected_writes(response: Any, *args: Any, **kwargs: Any) -> Any:
+    """Session response hook: a redirect answering a write (or pointing to plain http) is never followed.
+
+    It runs on every response before the HTTP library would follow its redirect, for aftercal's
+    own requests and the `caldav` library's alike, so a write counts only on the server's own answer.
+    """
+    if response.status_code not in REDIRECT_STATUS:
+        return response
+    request = response.request
+    method = str(request.method or "").upper()
+    url = str(request.url or "")
+    location = response.headers.get("Location")
+    if method not in READ_ONLY_METHODS:
+        response.close()
+        raise _redirect_refused(method, url, response.status_code, location, WRITE_REDIRECT)
+    if location and not _password_safe(urljoin(url, location)):
+        response.close()
+        raise _plain_http_refused(urljoin(url, location))
+    return response
 
 
 @dataclass
@@ -229,7 +281,10 @@ class CalDavConnection:
             timeout=int(max(1, timeout)),
             enable_rfc6764=False,
         )
-        self.client.session.hooks.setdefault("response", []).append(self._count)
+        hooks = self.client.session.hooks.setdefault("response", [])
+        hooks.append(self._count)
+        # On the session, so that the `caldav` library's own requests (MKCALENDAR) obey it too.
+        hooks.append(_refuse_redirected_writes)
         self._principal: Any = None
         self._calendars: list[CalendarInfo] | None = None
 
@@ -255,18 +310,40 @@ class CalDavConnection:
         *,
         body: bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
-        follow_redirects: bool = True,
+        follow_redirects: bool = False,
     ) -> Any:
-        """One request with retries on network errors, timeouts, 5xx and 429. Returns the response."""
+        """One request with retries on network errors, timeouts, 5xx and 429. Returns the response.
+
+        A redirect answering a write raises RedirectRefused (see `_refuse_redirected_writes`).
+        A read's redirect is followed by hand when `follow_redirects` (discovery: same method and
+        body, each hop checked by `_password_safe`; `response.url` is where it ended), else refused.
+        """
+        for _hop in range(MAX_REDIRECTS + 1):
+            response = self._send_once(method, url, body=body, headers=headers)
+            if response.status_code not in REDIRECT_STATUS:
+                return response
+            location = response.headers.get("Location")
+            if not (follow_redirects and location):
+                why = (
+                    "aftercal does not follow redirects when reading a calendar's events (their addresses "
+                    "would belong to the other place); check the calendar URL"
+                    if method == "REPORT"
+                    else "aftercal does not follow this redirect; check --url and --calendar"
+                )
+                raise _redirect_refused(method, url, response.status_code, location, why)
+            url = urljoin(url, location)
+        raise _redirect_refused(
+            method, url, response.status_code, response.headers.get("Location"),
+            f"more than {MAX_REDIRECTS} redirects in a row; check --url",
+        )  # fmt: skip
+
+    def _send_once(self, method: str, url: str, *, body: bytes | str | None, headers: Mapping[str, str] | None) -> Any:
+        """One request (no redirect followed), retried on network errors, timeouts, 5xx and 429."""
         from caldav.lib.http_sync import requests as http
 
         if not _password_safe(url):
             # A server-given URL (redirect, href) must not downgrade us to plain http.
-            host = urlsplit(url).hostname or "?"
-            raise ChannelError(
-                f"the CalDAV server pointed to a plain-http address on {host}: refusing to send the password there; "
-                "use the server's https:// URL"
-            )
+            raise _plain_http_refused(url)
         hdrs = {"User-Agent": "aftercal", **(headers or {})}
         if isinstance(body, str):
             body = body.encode()
@@ -281,7 +358,7 @@ class CalDavConnection:
                     headers=hdrs,
                     auth=self.client.auth,
                     timeout=self.timeout,
-                    allow_redirects=follow_redirects,
+                    allow_redirects=False,  # followed by hand in `send`, reads only
                 )
             except http.exceptions.Timeout:
                 problem = "timed out"
@@ -361,22 +438,26 @@ class CalDavConnection:
         )
         headers = {"Depth": "0", "Content-Type": "application/xml; charset=utf-8"}
         candidates = [self.base_url, urljoin(self.base_url, "/.well-known/caldav")]
+        moved: list[str] = []  # where redirects led, for an accurate message
         for start in candidates:
-            url = start
-            for _hop in range(4):  # follow redirects by hand: requests turns a 302'd PROPFIND into GET
-                response = self.send("PROPFIND", url, body=body, headers=headers, follow_redirects=False)
-                if response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location"):
-                    url = urljoin(url, response.headers["Location"])
-                    continue
-                break
+            # Redirects followed by hand (HTTP clients turn a 302'd PROPFIND into GET).
+            response = self.send("PROPFIND", start, body=body, headers=headers, follow_redirects=True)
+            url = str(response.url or start)
+            redirected = _strip_credentials(url) != _strip_credentials(start)
+            if redirected:
+                moved.append(f"{_strip_credentials(start)} -> {_strip_credentials(url)}")
             if response.status_code in (401, 403):
-                self.raise_for_status(response.status_code, "discovery")
+                what = "discovery"
+                if redirected:  # name where the answer came from: a redirect may lead to a login page
+                    what += f" at {_strip_credentials(url)}, redirected from {start}"
+                self.raise_for_status(response.status_code, what)
             if response.status_code == 207:
                 href = _first_text(response.content, ".//d:current-user-principal/d:href")
                 if href:
                     return urljoin(url, href)
+        followed = f"; redirects followed: {', '.join(moved)}" if moved else ""
         raise NotFoundError(
-            f"no CalDAV service found at {self.base_url} (nor at /.well-known/caldav); check --url "
+            f"no CalDAV service found at {self.base_url} (nor at /.well-known/caldav{followed}); check --url "
             "(iCloud: https://caldav.icloud.com/, Nextcloud: https://HOST/remote.php/dav)"
         )
 
@@ -678,7 +759,7 @@ class CalDavPublisher:
         condition = {"If-Match": handle.etag} if handle.etag else {}
         response = self.conn.send("DELETE", handle.href, headers=condition)
         status = response.status_code
-        if status in (200, 202, 204, 404):  # 404: already gone (a retried delete): converged
+        if status in (200, 202, 204, 404, 410):  # 404/410: already gone (a retried delete): converged
             return
         if status == 412:
             res = self._lookup_uid(held.uid)
@@ -686,7 +767,7 @@ class CalDavPublisher:
                 return
             if res.plan_tag == handle.plan_tag:
                 again = self.conn.send("DELETE", res.href, headers={"If-Match": res.etag} if res.etag else {})
-                if again.status_code in (200, 202, 204, 404):
+                if again.status_code in (200, 202, 204, 404, 410):
                     return
                 status = again.status_code
         self.conn.raise_for_status(status, "deleting an event", calendar=self.label)

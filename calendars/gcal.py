@@ -14,6 +14,9 @@ How it works:
   rateLimitExceeded / 429 / 5xx are re-queued with jittered exponential backoff; an insert that
   answers 409 (the id exists, even as a cancelled event) becomes an update that sets the event
   back to `confirmed`; 404 / 410 on delete count as done.
+* Redirects are never followed (httplib2 would follow any GET's, and a POST's 303/308, and take
+  the answer of wherever it lands for the API's): a 3xx, for a whole request or a batch part, is
+  a one-line error naming it, and the call it answered is not counted as done.
 * Credentials: a service-account or authorized-user JSON file (`--credentials` or
   GOOGLE_APPLICATION_CREDENTIALS), else the token `aftercal google login` stored (JSON, 0600).
   Reminders (popups) belong to the account that owns the calendar being read, so a service
@@ -41,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from calendars.base import ProgressCallback, RemoteEvent, SyncActions, SyncSummary, diff_plan
 from reminders.errors import AuthError, ChannelError, InputError, NotFoundError, TransientError
@@ -232,7 +235,12 @@ def login(client_secrets: Path, *, app_created: bool = False, open_browser: bool
 def _http() -> Any:
     import httplib2  # type: ignore[import-untyped]
 
-    return httplib2.Http(timeout=HTTP_TIMEOUT)
+    http = httplib2.Http(timeout=HTTP_TIMEOUT)
+    # The Calendar API never redirects. Followed, a 303'd batch POST became a GET whose 200 was
+    # taken for the batch's answer, and a redirected list's `{}` for "no events": a 3xx must
+    # surface as itself (googleapiclient raises HttpError for it).
+    http.follow_redirects = False
+    return http
 
 
 def load_credentials(credentials_file: Path | None, scopes: list[str]) -> Any:
@@ -301,14 +309,28 @@ class _Failure:
     status: int
     reason: str
     message: str
+    method: str = ""  # the request's, for redirects
+    uri: str = ""
+    location: str = ""  # a redirect's Location
 
 
-def _failure(exc: BaseException) -> _Failure:
+# The HTTP method of each kind of call (for messages: batch parts do not carry theirs).
+_METHODS = {"insert": "POST", "update": "PUT", "delete": "DELETE", "list": "GET"}
+
+
+def _failure(exc: BaseException, method: str = "") -> _Failure:
     """Status, Google's error reason and message of an HttpError (or a transport error: status 0)."""
     from googleapiclient.errors import HttpError
 
     if not isinstance(exc, HttpError):
         return _Failure(0, type(exc).__name__, str(exc) or type(exc).__name__)
+    status = int(exc.resp.status)
+    if 300 <= status < 400:
+        location = exc.resp.get("location") if hasattr(exc.resp, "get") else None
+        uri = str(getattr(exc, "uri", "") or "")
+        return _Failure(
+            status, "redirect", str(exc.resp.reason or ""), method, uri, urljoin(uri, location) if location else ""
+        )
     reason = ""
     message = ""
     try:
@@ -322,7 +344,7 @@ def _failure(exc: BaseException) -> _Failure:
             reason = str(error.get("status", ""))
     except (ValueError, AttributeError, UnicodeDecodeError):
         pass
-    return _Failure(int(exc.resp.status), reason, (message or str(exc.resp.reason or "")).splitlines()[0][:200])
+    return _Failure(status, reason, (message or str(exc.resp.reason or "")).splitlines()[0][:200])
 
 
 def _retryable(failure: _Failure) -> bool:
@@ -331,7 +353,21 @@ def _retryable(failure: _Failure) -> bool:
     return failure.status == 403 and failure.reason in RETRYABLE_403
 
 
+def _redirect_error(failure: _Failure) -> ChannelError:
+    """A 3xx: name the request and where it pointed (a redirected write did not happen)."""
+    parts = urlsplit(failure.uri)
+    request = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))  # the query holds plan tags
+    target = failure.location or "nowhere (no Location header)"
+    writes = " for writes" if failure.method not in ("", "GET") else ""
+    return ChannelError(
+        f"the Calendar API answered {failure.method or 'a request to'} {request} with {failure.status} redirect "
+        f"to {target}: aftercal does not follow redirects{writes}; check --api-endpoint"
+    )
+
+
 def _permanent_error(failure: _Failure, what: str, calendar_id: str) -> ChannelError:
+    if 300 <= failure.status < 400:
+        return _redirect_error(failure)
     detail = f"{failure.status} {failure.reason}".strip() + (f": {failure.message}" if failure.message else "")
     if failure.status == 401:
         return AuthError(f"Google refused the credentials while trying to {what} ({detail}); sign in again")
@@ -491,7 +527,7 @@ class GooglePublisher:
             except google.auth.exceptions.RefreshError:
                 raise _sign_in_refused() from None
             except (HttpError, *_transport_errors()) as exc:
-                failure = _failure(exc)
+                failure = _failure(exc, str(getattr(request, "method", "") or ""))
                 if not _retryable(failure):
                     raise _permanent_error(failure, what, self.calendar_id) from None
                 if attempt + 1 >= self.max_attempts:
@@ -685,7 +721,8 @@ class GooglePublisher:
 
         def callback(request_id: str, response: Any, exception: BaseException | None) -> None:
             op = chunk[int(request_id)]
-            results[request_id] = (op, response, None if exception is None else _failure(exception))
+            failure = None if exception is None else _failure(exception, _METHODS.get(op.kind, ""))
+            results[request_id] = (op, response, failure)
 
         # Not service.new_batch_http_request(): that one ignores a custom API endpoint.
         batch = BatchHttpRequest(callback=callback, batch_uri=self.batch_uri)
@@ -697,11 +734,11 @@ class GooglePublisher:
             batch.execute()
         except google.auth.exceptions.RefreshError:
             raise _sign_in_refused() from None
-        except (HttpError, *_transport_errors()) as exc:
-            failure = _failure(exc)
-            return [(op, None, failure) for op in chunk]
-        except BatchError as exc:
+        except BatchError as exc:  # before HttpError: BatchError is one
             failure = _Failure(502, "badBatchResponse", str(getattr(exc, "reason", "") or "malformed batch answer"))
+            return [(op, None, failure) for op in chunk]
+        except (HttpError, *_transport_errors()) as exc:
+            failure = _failure(exc, "POST")
             return [(op, None, failure) for op in chunk]
         missing = _Failure(502, "missingPart", "the batch answer left this call out")
         return [results.get(str(index), (op, None, missing)) for index, op in enumerate(chunk)]
