@@ -2,13 +2,17 @@
 
 A protocol is looked up by name among the files shipped in the `content` package, or read from a
 path given by a clinic. Every validation error names the file, the step and the field.
+
+A clinic's file may extend another protocol (`extends = "microneedling"`): it inherits the base's
+seed items and steps and adds its own, so the shipped advice stays unchanged and the clinic's
+additions stay traceable to the clinic's own source.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time
 from importlib import resources
 from pathlib import Path
@@ -22,6 +26,15 @@ QuietPolicy = Literal["defer", "silent"]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _VERSION = re.compile(r"^\d+(\.\d+){0,2}$")
+# Control characters (C0 but newline, DEL, C1) must never reach a calendar or a terminal: an ESC
+# in a title could repaint a clinic's screen, a NUL truncates the line in some parsers.
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+# A category naming a day ("Day 0") turns false when quiet hours move a reminder to the next day.
+_DAY_CATEGORY = re.compile(r"^\s*day\s*\d+\s*$", re.IGNORECASE)
+# How deep `extends` may chain (base -> clinic -> branch); also stops a file extending itself.
+MAX_EXTENDS_DEPTH = 3
+# A protocol file is a few kilobytes; anything far larger is a wrong path, not a protocol.
+MAX_PROTOCOL_BYTES = 1_000_000
 # Longest plausible aftercare: a year. Bounds keep a typo from producing a calendar in 2090.
 MAX_DAY = 366
 MAX_AFTER_MINUTES = MAX_DAY * 24 * 60
@@ -49,6 +62,18 @@ class Step:
     duration_minutes: int = 15
     alarm: bool = True
 
+    def timing(self) -> str:
+        """When the step reaches the patient, in words ("24 h after", "day 2 at 19:00")."""
+        if self.days is not None:
+            return f"days {self.days[0]}-{self.days[1]}, all day"
+        if self.weeks is not None:
+            return f"weeks {self.weeks[0]}-{self.weeks[1]}"
+        if self.after_minutes is not None:
+            hours, minutes = divmod(self.after_minutes, 60)
+            return f"{hours} h after" if not minutes else f"{self.after_minutes} min after"
+        at = f"at {self.time:%H:%M}" if self.time else "in the morning"
+        return f"day {self.day} {at}"
+
 
 @dataclass(frozen=True)
 class Protocol:
@@ -64,11 +89,32 @@ class Protocol:
     seed: dict[str, str]
     steps: tuple[Step, ...]
     origin: str
+    # Per seed item, the facts (numbers, durations, actions) a carrying step must state.
+    facts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    extends: str | None = None
 
     def uncarried_seed_items(self) -> list[str]:
         """Seed keys that no step carries (a complete protocol has none)."""
         carried = {key for step in self.steps for key in step.carries}
         return [key for key in self.seed if key not in carried]
+
+    def carriers(self, seed_key: str) -> list[Step]:
+        """The steps that deliver one seed item."""
+        return [step for step in self.steps if seed_key in step.carries]
+
+    def missing_facts(self) -> list[tuple[str, str]]:
+        """(seed key, fact) pairs that no carrying step states; a faithful protocol has none."""
+        missing = []
+        for key, facts in self.facts.items():
+            texts = [normalise_text(f"{step.title} {step.body}") for step in self.carriers(key)]
+            missing += [(key, fact) for fact in facts if not any(normalise_text(fact) in t for t in texts)]
+        return missing
+
+
+def normalise_text(text: str) -> str:
+    """Lower case, one space between words, plain dashes and apostrophes: how facts are matched."""
+    text = text.lower().replace("\u2019", "'").replace("\u2013", "-").replace("\u2014", "-")
+    return " ".join(text.split())
 
 
 def shipped_protocols() -> list[str]:
@@ -79,6 +125,10 @@ def shipped_protocols() -> list[str]:
 
 def load_protocol(name_or_path: str | Path) -> Protocol:
     """Load a shipped protocol by name (``microneedling``) or a clinic's own file by path."""
+    return _load(name_or_path, depth=0)
+
+
+def _load(name_or_path: str | Path, *, depth: int) -> Protocol:
     text_name = str(name_or_path)
     looks_like_path = isinstance(name_or_path, Path) or "/" in text_name or text_name.endswith(".toml")
     if not looks_like_path:
@@ -88,24 +138,67 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
         if not resource.is_file():
             known = ", ".join(shipped_protocols()) or "none"
             raise ProtocolError(text_name, f"unknown protocol (shipped: {known}; or give a path to a .toml file)")
-        return parse_protocol(resource.read_text(encoding="utf-8"), origin=f"{text_name}.toml")
+        return _parse(resource.read_text(encoding="utf-8"), f"{text_name}.toml", None, depth)
     path = Path(name_or_path)
+    text = _read_protocol_file(path)
+    return _parse(text, str(path), path.parent, depth)
+
+
+def _read_protocol_file(path: Path) -> str:
+    """The text of a protocol file: a regular file of bounded size (not /dev/zero, not a FIFO)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProtocolError(str(path), "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProtocolError(str(path), f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    return parse_protocol(text, origin=str(path))
+        if not path.is_file():
+            problem = "no such file" if not path.exists() else "not a regular file"
+            raise ProtocolError(str(path), problem)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PROTOCOL_BYTES + 1)
+    except OSError as exc:
+        raise ProtocolError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_PROTOCOL_BYTES:
+        raise ProtocolError(str(path), f"larger than {MAX_PROTOCOL_BYTES:,} bytes: not a protocol file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(str(path), "not UTF-8 text") from None
 
 
 def parse_protocol(text: str, *, origin: str) -> Protocol:
-    """Parse and validate protocol TOML text; `origin` names the file in errors."""
+    """Parse and validate protocol TOML text; `origin` names the file in errors.
+
+    An `extends` naming a path is read relative to the current folder.
+    """
+    return _parse(text, origin, None, 0)
+
+
+def _parse(text: str, origin: str, folder: Path | None, depth: int) -> Protocol:
+    # Files saved on Windows keep CRLF inside multi-line strings: one newline per line break.
+    text = text.replace("\r\n", "\n")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProtocolError(origin, f"not valid TOML: {exc}") from None
-    return _Validator(origin).protocol(data)
+    validator = _Validator(origin)
+    base: Protocol | None = None
+    head = data.get("protocol")
+    extends = head.get("extends") if isinstance(head, dict) else None
+    if extends is not None:
+        if not isinstance(extends, str) or not extends.strip():
+            raise validator.fail("must name a shipped protocol or a path to a .toml file", field="protocol.extends")
+        if depth >= MAX_EXTENDS_DEPTH:
+            raise validator.fail(f"more than {MAX_EXTENDS_DEPTH} levels of extends (a loop?)", field="protocol.extends")
+        target: str | Path = extends.strip()
+        if folder is not None and ("/" in extends or extends.endswith(".toml")):
+            target = folder / extends.strip()
+        base = _load(target, depth=depth + 1)
+    protocol = validator.protocol(data, base)
+    missing = protocol.missing_facts()
+    if missing:
+        key, fact = missing[0]
+        names = ", ".join(s.id for s in protocol.carriers(key))
+        raise ProtocolError(
+            origin, f"fact {fact!r} appears in no step that carries it ({names})", field=f"seed.{key}.facts"
+        )
+    return protocol
 
 
 class _Validator:
@@ -129,7 +222,17 @@ class _Validator:
             return None
         if not isinstance(value, str) or not value.strip():
             raise self.fail("must be a non-empty string", step=step, field=key)
+        self.printable(value, step=step, field=key)
         return value.strip()
+
+    def printable(self, value: str, *, step: str | None, field: str) -> None:
+        bad = _CONTROL.search(value)
+        if bad:
+            raise self.fail(
+                f"contains the control character U+{ord(bad.group()):04X}; only printable text and line breaks",
+                step=step,
+                field=field,
+            )
 
     def integer(self, data: dict[str, Any], key: str, low: int, high: int, *, step: str) -> int | None:
         value = data.get(key)
@@ -157,46 +260,92 @@ class _Validator:
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise self.fail("must be a list of non-empty strings", step=step, field=key)
+        for item in value:
+            self.printable(item, step=step, field=key)
         return tuple(v.strip() for v in value)
 
-    def protocol(self, data: dict[str, Any]) -> Protocol:
+    def seed(self, data: dict[str, Any], *, required: bool) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+        """Seed items: `key = "paraphrase"`, or a table with `text` and the `facts` it must carry."""
+        if "seed" not in data and not required:
+            return {}, {}
+        texts: dict[str, str] = {}
+        facts: dict[str, tuple[str, ...]] = {}
+        for key, value in self.table(data, "seed").items():
+            where = f"seed.{key}"
+            if not _SLUG.match(key):
+                raise self.fail("seed keys are lower-case letters, digits and dashes", field=where)
+            if isinstance(value, str) and value.strip():
+                self.printable(value, step=None, field=where)
+                texts[key] = value.strip()
+                continue
+            if not isinstance(value, dict):
+                raise self.fail('a seed item is "paraphrase" or a table with text and facts', field=where)
+            unknown = set(value) - {"text", "facts"}
+            if unknown:
+                raise self.fail(f"unknown key(s): {', '.join(sorted(unknown))}", field=where)
+            texts[key] = self._seed_text(value, where)
+            facts[key] = self.strings(value, "facts", step=None) if "facts" in value else ()
+        return texts, facts
+
+    def _seed_text(self, value: dict[str, Any], where: str) -> str:
+        text = value.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise self.fail("must be a non-empty string", field=f"{where}.text")
+        self.printable(text, step=None, field=f"{where}.text")
+        return text.strip()
+
+    def protocol(self, data: dict[str, Any], base: Protocol | None = None) -> Protocol:
         head = self.table(data, "protocol")
         unknown = set(data) - {"protocol", "seed", "steps"}
         if unknown:
             raise self.fail(f"unknown top-level key(s): {', '.join(sorted(unknown))}")
+        head_keys = {"id", "name", "version", "summary", "source", "treatment_words", "discreet_name", "extends"}
+        unknown = set(head) - head_keys
+        if unknown:
+            raise self.fail(f"unknown key(s): {', '.join(sorted(unknown))}", field="protocol")
         pid = self.text(head, "id") or ""
         if not _SLUG.match(pid):
             raise self.fail("must be lower-case letters, digits and dashes", field="protocol.id")
         version = self.text(head, "version") or ""
         if not _VERSION.match(version):
             raise self.fail("must look like 1, 1.2 or 1.2.3", field="protocol.version")
-        seed = self.table(data, "seed")
-        for key, value in seed.items():
-            if not _SLUG.match(key) or not isinstance(value, str) or not value.strip():
-                raise self.fail('seed items are short-key = "paraphrase" strings', field=f"seed.{key}")
+        own_seed, own_facts = self.seed(data, required=base is None)
+        seed = dict(base.seed) if base else {}
+        facts = dict(base.facts) if base else {}
+        for key in own_seed:
+            if key in seed:
+                raise self.fail(f"seed item {key!r} is already in {base.id if base else ''}", field=f"seed.{key}")
+        seed.update(own_seed)
+        facts.update(own_facts)
         treatment_words = tuple(w.lower() for w in self.strings(head, "treatment_words"))
-        raw_steps = data.get("steps")
-        if not isinstance(raw_steps, list) or not raw_steps:
+        if base is not None:
+            treatment_words = tuple(dict.fromkeys(base.treatment_words + treatment_words))
+        raw_steps = data.get("steps", [] if base is not None else None)
+        if not isinstance(raw_steps, list) or (not raw_steps and base is None):
             raise self.fail("a protocol needs at least one [[steps]] table", field="steps")
-        steps: list[Step] = []
-        seen: set[str] = set()
+        steps: list[Step] = list(base.steps) if base else []
+        seen: set[str] = {step.id for step in steps}
         for index, raw in enumerate(raw_steps, start=1):
             step = self.step(raw, index, seed, treatment_words)
             if step.id in seen:
                 raise self.fail("duplicate step id", step=step.id, field="id")
             seen.add(step.id)
             steps.append(step)
+        name = self.text(head, "name", required=base is None) or (base.name if base else "")
+        discreet_name = self.text(head, "discreet_name", required=False) or (base.discreet_name if base else "Reminder")
         return Protocol(
             id=pid,
-            name=self.text(head, "name") or "",
+            name=name,
             version=version,
-            summary=self.text(head, "summary", required=False) or "",
+            summary=self.text(head, "summary", required=False) or (base.summary if base else ""),
             source=self.text(head, "source", required=False) or "",
             treatment_words=treatment_words,
-            discreet_name=self.text(head, "discreet_name", required=False) or "Reminder",
-            seed={k: v.strip() for k, v in seed.items()},
+            discreet_name=discreet_name,
+            seed=seed,
             steps=tuple(steps),
             origin=self.origin,
+            facts=facts,
+            extends=base.id if base else None,
         )
 
     def step(self, raw: Any, index: int, seed: dict[str, Any], treatment_words: tuple[str, ...]) -> Step:
@@ -218,13 +367,13 @@ class _Validator:
             raise self.fail(f"must be one of {', '.join(STEP_KINDS)}", step=sid, field="kind")
         title = self.text(raw, "title", step=sid) or ""
         discreet_title = self.text(raw, "discreet_title", step=sid) or ""
-        for field, value in (
+        for field_name, value in (
             ("discreet_title", discreet_title),
             ("discreet_window_title", raw.get("discreet_window_title") or ""),
         ):
             leaked = [w for w in treatment_words if w in value.lower()]
             if leaked:
-                raise self.fail(f"must not name the treatment ({leaked[0]!r})", step=sid, field=field)
+                raise self.fail(f"must not name the treatment ({leaked[0]!r})", step=sid, field=field_name)
         body = self.text(raw, "body", step=sid) or ""
         carries = self.strings(raw, "carries", step=sid)
         if not carries:
@@ -267,7 +416,7 @@ class _Validator:
             title=title,
             discreet_title=discreet_title,
             body=body,
-            categories=self.strings(raw, "categories", step=sid),
+            categories=self.categories(raw, step=sid),
             carries=carries,
             after_minutes=after,
             day=day,
@@ -280,6 +429,17 @@ class _Validator:
             duration_minutes=duration,
             alarm=alarm,
         )
+
+    def categories(self, raw: dict[str, Any], *, step: str) -> tuple[str, ...]:
+        values = self.strings(raw, "categories", step=step)
+        for value in values:
+            if _DAY_CATEGORY.match(value):
+                raise self.fail(
+                    f"{value!r}: a category must not name a day (quiet hours can move a reminder to the next one)",
+                    step=step,
+                    field="categories",
+                )
+        return values
 
     def clock(self, raw: dict[str, Any], key: str, *, step: str) -> time | None:
         value = raw.get(key)
