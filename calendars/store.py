@@ -36,7 +36,16 @@ from urllib.parse import urlsplit
 from reminders import make_plan
 from reminders.errors import AftercalError, ChannelError, InputError
 from reminders.protocol import Protocol, load_protocol, parse_protocol
-from reminders.schedule import CarePlan, Clinic, PlanOptions, get_zone, parse_clock, parse_quiet_hours, parse_start
+from reminders.schedule import (
+    CarePlan,
+    Clinic,
+    PlanOptions,
+    get_patient_zone,
+    get_zone,
+    parse_clock,
+    parse_quiet_hours,
+    parse_start,
+)
 
 TOKEN_BYTES = 32  # 256 random bits; the issue asks for at least 128
 DEFAULT_DB_NAME = "clinic.db"
@@ -157,6 +166,8 @@ class Treatment:
             self.zone,
             treatment_id=self.treatment_id,
             options=self.options.plan_options(self.revision),
+            # Checked when it was stored; a stored plan keeps rendering whatever the rules became.
+            allow_fixed_zone=True,
         )
 
 
@@ -408,11 +419,20 @@ class Store:
         zone: str,
         treatment_id: str | None,
         options: StoredOptions,
+        *,
+        allow_fixed_zone: bool = False,
     ) -> tuple[Treatment, str]:
         """Store a new treatment; returns it and its link token (the only time it exists in clear)."""
         proto = load_protocol(protocol)
         protocol_toml = _protocol_text(protocol)
-        plan = make_plan(proto, start_local, zone, treatment_id=treatment_id, options=options.plan_options(0))
+        plan = make_plan(
+            proto,
+            start_local,
+            zone,
+            treatment_id=treatment_id,
+            options=options.plan_options(0),
+            allow_fixed_zone=allow_fixed_zone,
+        )
         start_text = _normal_start(start_local, plan)
         now = self.clock()
         token = new_token()
@@ -491,8 +511,12 @@ class Store:
             raise StoreError(f"treatment {treatment_id} kept changing under us: try again")
         return self.get(treatment_id)
 
-    def reschedule(self, treatment_id: str, start_local: str, zone: str | None = None) -> Treatment:
+    def reschedule(
+        self, treatment_id: str, start_local: str, zone: str | None = None, *, allow_fixed_zone: bool = False
+    ) -> Treatment:
         """Move a treatment; its feed keeps the same UIDs with a higher SEQUENCE."""
+        if zone is not None:
+            zone = get_patient_zone(zone, allow_fixed=allow_fixed_zone).key
 
         def apply(current: Treatment, _now: datetime) -> dict[str, Any]:
             if current.cancelled:

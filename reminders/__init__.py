@@ -23,7 +23,7 @@ from reminders.schedule import (
     Reminder,
     build_plan,
     default_treatment_id,
-    get_zone,
+    get_patient_zone,
     parse_start,
 )
 
@@ -54,10 +54,15 @@ def make_plan(
     *,
     treatment_id: str | None = None,
     options: PlanOptions | None = None,
+    allow_fixed_zone: bool = False,
 ) -> CarePlan:
-    """Protocol name/path, local start and IANA zone name in; a complete CarePlan out."""
+    """Protocol name/path, local start and IANA zone name in; a complete CarePlan out.
+
+    `tz` is the patient's place (America/New_York); fixed offsets and abbreviations (EST, UTC,
+    Etc/GMT+5) are refused unless `allow_fixed_zone` (see `get_patient_zone`).
+    """
     proto = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
-    zone = get_zone(tz)
+    zone = get_patient_zone(tz, allow_fixed=allow_fixed_zone)
     start = parse_start(at.isoformat() if isinstance(at, datetime) else at, zone)
     tid = treatment_id if treatment_id is not None else default_treatment_id(proto.id, start, zone)
     return build_plan(proto, tid, start, options)

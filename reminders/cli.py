@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from reminders import make_plan
 from reminders.errors import AftercalError, InputError, ZoneError
 from reminders.protocol import load_protocol, shipped_protocols
-from reminders.schedule import CarePlan, Clinic, PlanOptions, get_zone, parse_clock, parse_quiet_hours
+from reminders.schedule import CarePlan, Clinic, PlanOptions, get_patient_zone, parse_clock, parse_quiet_hours
 
 
 @dataclass
@@ -93,7 +94,51 @@ class _Root(TyperGroup):
             raise typer.Exit(1) from None
 
 
-app = typer.Typer(
+def split_examples(help_text: str) -> tuple[str, list[str]]:
+    """A docstring's prose and the command lines of its `Example:` section (the last section)."""
+    head, marker, tail = help_text.partition("\n\nExample:\n")
+    if not marker:
+        return help_text, []
+    return head.rstrip(), [line.strip() for line in tail.splitlines() if line.strip()]
+
+
+class _Command(TyperCommand):
+    """A command whose docstring's `Example:` section is printed last, verbatim, one command per line.
+
+    Typer's markdown help reflows that section (and drops the `\\` that ends a continued line) and
+    rich hard-wraps long lines at the terminal's width: a pasted example then ran without half of
+    its options. Here every example is one complete command, written as is: a terminal soft-wraps
+    a long one, and copying it gives back one line.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        prose, examples = split_examples(kwargs.get("help") or "")
+        if examples:
+            kwargs["help"] = prose
+        super().__init__(*args, **kwargs)
+        self.examples = examples
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:  # typer's own (vendored) click types
+        super().format_help(ctx, formatter)  # with rich, printed at once; the formatter's text follows it
+        if self.examples:
+            formatter.write("\n Example:\n\n")
+            for line in self.examples:
+                formatter.write(f"   {line}\n")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _App(typer.Typer):
+    """typer.Typer whose commands print their examples verbatim (see _Command)."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[_F], _F]:
+        kwargs.setdefault("cls", _Command)
+        decorator: Callable[[_F], _F] = super().command(*args, **kwargs)
+        return decorator
+
+
+app = _App(
     rich_markup_mode="markdown",
     cls=_Root,
     name="aftercal",
@@ -106,8 +151,7 @@ app = typer.Typer(
 
 
 def _sub_app(help: str) -> typer.Typer:
-    # Markdown mode keeps the indented Example blocks as written (rich mode joins their lines).
-    return typer.Typer(rich_markup_mode="markdown", help=help, no_args_is_help=True)
+    return _App(rich_markup_mode="markdown", help=help, no_args_is_help=True)
 
 
 protocol_app = _sub_app("Work with protocol files.")
@@ -137,7 +181,18 @@ ProtocolArg = Annotated[
 ]
 AtOpt = Annotated[str, typer.Option("--at", help="Treatment start in local time, e.g. 2026-11-24T10:00.")]
 TzOpt = Annotated[
-    str | None, typer.Option("--tz", help="IANA time zone of the patient (default: this machine's zone).")
+    str | None,
+    typer.Option(
+        "--tz", help="The patient's IANA city zone, e.g. Europe/Paris (default: this machine's zone, said on stderr)."
+    ),
+]
+AllowFixedZoneOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-fixed-zone",
+        help="Accept an offset or abbreviation (UTC, EST, Etc/GMT+5, PST8PDT...) as the patient's zone; "
+        "refused otherwise, as no place's daylight saving time applies to it.",
+    ),
 ]
 IdOpt = Annotated[
     str | None,
@@ -200,12 +255,49 @@ def local_zone_name() -> str:
         return "UTC"
 
 
+def patient_zone(tz: str | None, *, allow_fixed: bool = False) -> str:
+    """The patient's zone name: --tz, else the machine's zone (said on stderr); offsets refused unless allowed."""
+    if tz is not None:
+        return get_patient_zone(tz, allow_fixed=allow_fixed).key
+    machine_zone = local_zone_name()
+    try:
+        zone = get_patient_zone(machine_zone, allow_fixed=allow_fixed)
+    except ZoneError as exc:
+        raise ZoneError(f"{exc} (this is the machine's zone, from $TZ or /etc/localtime: pass --tz)") from None
+    typer.echo(f"aftercal: no --tz given; using this machine's zone {zone.key}", err=True)
+    return zone.key
+
+
+def warn_if_past(care: CarePlan, where: str = "") -> None:
+    """A warning on stderr (not an error: clinics enter yesterday's treatments) for a start in the past.
+
+    Commands call it once their work is done, so that a failing command still says one line only.
+    """
+    now = datetime.now(UTC)
+    if care.start >= now:
+        return
+    today = now.astimezone(care.zone).date()
+    over = 0
+    for reminder in care.reminders:
+        if isinstance(reminder.start, datetime):
+            over += reminder.start < now
+        else:
+            over += reminder.end <= today
+    typer.echo(
+        f"aftercal: warning: {where}the treatment start {care.start:%Y-%m-%d %H:%M} {care.zone.key} is in the past: "
+        f"{over} of {len(care.reminders)} reminders are already over ({'check its start' if where else 'check --at'} "
+        "if that is a typo)",
+        err=True,
+    )
+
+
 def build_cli_plan(
     protocol: str,
     at: str,
     tz: str | None,
     treatment_id: str | None,
     *,
+    allow_fixed_zone: bool = False,
     discreet: bool = False,
     patient_name: str | None = None,
     morning: str = "09:00",
@@ -224,14 +316,8 @@ def build_cli_plan(
         clinic=Clinic(name=clinic_name, phone=clinic_phone, url=clinic_url),
         sequence=sequence,
     )
-    if tz is None:
-        machine_zone = local_zone_name()
-        try:
-            get_zone(machine_zone)
-        except ZoneError as exc:
-            raise ZoneError(f"{exc} (this is the machine's zone, from $TZ or /etc/localtime: pass --tz)") from None
-        tz = machine_zone
-    return make_plan(protocol, at, tz, treatment_id=treatment_id, options=options)
+    zone = patient_zone(tz, allow_fixed=allow_fixed_zone)
+    return make_plan(protocol, at, zone, treatment_id=treatment_id, options=options, allow_fixed_zone=allow_fixed_zone)
 
 
 def now_stamp() -> datetime:
@@ -255,6 +341,7 @@ def plan(
     tz: TzOpt = None,
     treatment_id: IdOpt = None,
     output: Annotated[str, typer.Option("-o", "--output", help="File to write, or - for standard output.")] = "-",
+    allow_fixed_zone: AllowFixedZoneOpt = False,
     discreet: DiscreetOpt = False,
     patient_name: PatientOpt = None,
     morning: MorningOpt = "09:00",
@@ -268,23 +355,24 @@ def plan(
 
     Example:
 
-        aftercal plan microneedling --at 2026-11-24T10:00 \\
-            --tz America/New_York -o care.ics
+        aftercal plan microneedling --at 2026-11-24T10:00 --tz America/New_York -o care.ics
     """
     from calendars.ics import render_ics
     from reminders.files import write_atomic
 
     care = build_cli_plan(
-        protocol, at, tz, treatment_id, discreet=discreet, patient_name=patient_name, morning=morning,
-        quiet=quiet, clinic_name=clinic_name, clinic_phone=clinic_phone, clinic_url=clinic_url, sequence=sequence,
+        protocol, at, tz, treatment_id, allow_fixed_zone=allow_fixed_zone, discreet=discreet,
+        patient_name=patient_name, morning=morning, quiet=quiet, clinic_name=clinic_name, clinic_phone=clinic_phone,
+        clinic_url=clinic_url, sequence=sequence,
     )  # fmt: skip
     data = render_ics(care, stamp=now_stamp())
     if output == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
-        return
-    write_atomic(output, data)
-    typer.echo(f"Wrote {len(care.reminders)} events to {output}", err=True)
+    else:
+        write_atomic(output, data)
+        typer.echo(f"Wrote {len(care.reminders)} events to {output}", err=True)
+    warn_if_past(care)
 
 
 @app.command()
@@ -297,6 +385,7 @@ def show(
     patient_name: PatientOpt = None,
     morning: MorningOpt = "09:00",
     quiet: QuietOpt = "21:00-08:00",
+    allow_fixed_zone: AllowFixedZoneOpt = False,
 ) -> None:
     """Print the same plan as a readable timeline.
 
@@ -308,8 +397,9 @@ def show(
     from rich.table import Table
 
     care = build_cli_plan(
-        protocol, at, tz, treatment_id, discreet=discreet, patient_name=patient_name, morning=morning, quiet=quiet
-    )
+        protocol, at, tz, treatment_id, allow_fixed_zone=allow_fixed_zone, discreet=discreet,
+        patient_name=patient_name, morning=morning, quiet=quiet,
+    )  # fmt: skip
     table = Table(title=f"{care.calendar_name} ({care.zone.key})", title_justify="left")
     table.add_column("Day", justify="right")
     table.add_column("When")
@@ -331,6 +421,7 @@ def show(
         title = reminder.title + (f"\n[dim]{reminder.note}[/dim]" if reminder.note else "")
         table.add_row(day, when, title, alarm)
     Console().print(table)
+    warn_if_past(care)
 
 
 @app.command()
@@ -363,6 +454,26 @@ def protocol_check(
     typer.echo(
         f"{proto.origin}: OK ({proto.id} {proto.version}, {len(proto.steps)} steps, {len(proto.seed)} seed items)"
     )
+
+
+@protocol_app.command("trace")
+def protocol_trace(
+    file: Annotated[str, typer.Argument(help="A shipped protocol name or a path to a .toml file.")],
+) -> None:
+    """Show how each source item reaches the patient: its facts and the steps that carry it.
+
+    Example:
+
+        aftercal protocol trace microneedling
+    """
+    proto = load_protocol(file)
+    for key, text in proto.seed.items():
+        typer.echo(f"{key}: {text}")
+        facts = proto.facts.get(key, ())
+        if facts:
+            typer.echo(f"  facts: {'; '.join(facts)}")
+        for step in proto.carriers(key):
+            typer.echo(f"  -> {step.id} ({step.timing()}): {step.title}")
 
 
 # ---- publishing, shared by every channel -------------------------------------------------------------
@@ -401,7 +512,8 @@ def collect_jobs(
 ) -> tuple[list[PublishJob], int]:
     """Plans from PROTOCOL/--at or from a CSV; bad CSV rows are reported and skipped.
 
-    Returns the jobs and the number of rows that failed.
+    Returns the jobs and the number of rows that failed. A CSV row starting in the past is warned
+    about here; a single treatment by `warn_single_job` once published.
     """
     from reminders.appointments import BadRow, read_appointments
 
@@ -425,8 +537,16 @@ def collect_jobs(
             typer.echo(f"aftercal: error: {from_csv}: line {row.line}: {exc} (row skipped)", err=True)
             failed += 1
             continue
+        warn_if_past(care, f"{from_csv}: line {row.line}: ")  # a batch reports each row as it is read
         jobs.append(PublishJob(row.treatment_id, care, row.calendar))
     return jobs, failed
+
+
+def warn_single_job(jobs: list[PublishJob], from_csv: Path | None) -> None:
+    """The past-start warning of a PROTOCOL/--at publish, once it is done (CSV rows were warned about)."""
+    if from_csv is None:
+        for job in jobs:
+            warn_if_past(job.plan)
 
 
 def print_actions(label: str, actions: Any) -> None:
@@ -609,6 +729,7 @@ def publish_caldav(
     clinic_phone: ClinicPhoneOpt = None,
     clinic_url: ClinicUrlOpt = None,
     sequence: SequenceOpt = 0,
+    allow_fixed_zone: AllowFixedZoneOpt = False,
     timeout: CalDavTimeoutOpt = 20.0,
     retries: CalDavRetriesOpt = 5,
 ) -> None:
@@ -624,20 +745,19 @@ def publish_caldav(
 
     Example:
 
-        export AFTERCAL_CALDAV_PASSWORD=...
-        aftercal publish caldav microneedling --at 2026-11-24T10:00 \\
-            --tz Europe/Paris --id T-1001 --url https://caldav.example.com/ \\
-            --user clinic --calendar aftercare
-    """
+        AFTERCAL_CALDAV_PASSWORD=... aftercal publish caldav microneedling --at 2026-11-24T10:00 --tz Europe/Paris --id T-1001 --url https://caldav.example.com/ --user clinic --calendar aftercare
+    """  # noqa: E501 - one line: pasted examples must not depend on a trailing backslash
     jobs, failed = collect_jobs(
-        protocol, at, tz, treatment_id, from_csv, discreet=discreet, patient_name=patient_name, morning=morning,
-        quiet=quiet, clinic_name=clinic_name, clinic_phone=clinic_phone, clinic_url=clinic_url, sequence=sequence,
+        protocol, at, tz, treatment_id, from_csv, allow_fixed_zone=allow_fixed_zone, discreet=discreet,
+        patient_name=patient_name, morning=morning, quiet=quiet, clinic_name=clinic_name, clinic_phone=clinic_phone,
+        clinic_url=clinic_url, sequence=sequence,
     )  # fmt: skip
     with _caldav_connect(url, user, netrc_file, timeout, retries) as conn:
         work: list[tuple[str, str, CarePlan | None]] = [(job.label, job.calendar or calendar, job.plan) for job in jobs]
         failed += _caldav_run(
             conn, work, create_calendar=create_calendar, dry_run=dry_run, batch=from_csv is not None, skipped=failed
         )
+    warn_single_job(jobs, from_csv)
     if failed:
         raise typer.Exit(1)
 
@@ -662,9 +782,8 @@ def unpublish_caldav(
 
     Example:
 
-        AFTERCAL_CALDAV_PASSWORD=... aftercal unpublish caldav --id T-1001 \\
-            --url https://caldav.example.com/ --user clinic --calendar aftercare
-    """
+        AFTERCAL_CALDAV_PASSWORD=... aftercal unpublish caldav --id T-1001 --url https://caldav.example.com/ --user clinic --calendar aftercare
+    """  # noqa: E501 - one line: pasted examples must not depend on a trailing backslash
     with _caldav_connect(url, user, netrc_file, timeout, retries) as conn:
         work: list[tuple[str, str, CarePlan | None]] = [(tid, calendar, None) for tid in treatment_ids]
         failed = _caldav_run(conn, work, create_calendar=False, dry_run=dry_run, batch=len(work) > 1)
@@ -851,6 +970,7 @@ def publish_google(
     clinic_name: ClinicNameOpt = None,
     clinic_phone: ClinicPhoneOpt = None,
     clinic_url: ClinicUrlOpt = None,
+    allow_fixed_zone: AllowFixedZoneOpt = False,
 ) -> None:
     """Push a treatment's reminders to Google Calendar, in batch requests.
 
@@ -868,12 +988,13 @@ def publish_google(
 
     Example:
 
-        aftercal publish google microneedling --at 2026-11-24T10:00 \\
-            --tz America/Chicago --id T-1001 --calendar-id primary
-    """
+        aftercal publish google microneedling --at 2026-11-24T10:00 --tz America/Chicago --id T-1001 --calendar-id primary
+        aftercal publish google --from examples/appointments.csv
+    """  # noqa: E501 - one line: pasted examples must not depend on a trailing backslash
     jobs, failed = collect_jobs(
-        protocol, at, tz, treatment_id, from_csv, discreet=discreet, patient_name=patient_name, morning=morning,
-        quiet=quiet, clinic_name=clinic_name, clinic_phone=clinic_phone, clinic_url=clinic_url,
+        protocol, at, tz, treatment_id, from_csv, allow_fixed_zone=allow_fixed_zone, discreet=discreet,
+        patient_name=patient_name, morning=morning, quiet=quiet, clinic_name=clinic_name, clinic_phone=clinic_phone,
+        clinic_url=clinic_url,
     )  # fmt: skip
     with _google_connect(api_endpoint, credentials, no_auth, app_created=create_calendar is not None) as client:
         default_calendar = calendar_id
@@ -887,6 +1008,7 @@ def publish_google(
             (job.label, job.calendar or default_calendar, job.plan) for job in jobs
         ]
         failed += _google_run(client, work, dry_run=dry_run, batch=from_csv is not None, skipped=failed)
+    warn_single_job(jobs, from_csv)
     if failed:
         raise typer.Exit(1)
 
@@ -1002,13 +1124,13 @@ def treatments_add(
     base_url: LinkBaseOpt = "http://127.0.0.1:8080",
     qr: QrFileOpt = None,
     no_qr: Annotated[bool, typer.Option("--no-qr", help="Do not draw the QR code in the terminal.")] = False,
+    allow_fixed_zone: AllowFixedZoneOpt = False,
 ) -> None:
     """Store a treatment and print the patient's feed links (https, webcal, page) and a QR code.
 
     Example:
 
-        aftercal treatments add microneedling --at 2026-11-24T10:00 \\
-            --tz Europe/Madrid --id T-1001 --db clinic.db
+        aftercal treatments add microneedling --at 2026-11-24T10:00 --tz Europe/Madrid --id T-1001 --db clinic.db
     """
     from calendars.feed import check_base_url
     from calendars.store import StoredOptions
@@ -1031,14 +1153,17 @@ def treatments_add(
         from calendars.qr import preflight
 
         preflight(qr)
+    zone = patient_zone(tz, allow_fixed=allow_fixed_zone)
     store = _open_treatment_store(db)
     try:
-        treatment, token = store.add(protocol, at, tz or local_zone_name(), treatment_id, options)
-        count = len(treatment.plan().reminders)
+        treatment, token = store.add(protocol, at, zone, treatment_id, options, allow_fixed_zone=allow_fixed_zone)
+        care = treatment.plan()
     finally:
         store.close()
+    count = len(care.reminders)
     typer.echo(f"Added {treatment.treatment_id}: {treatment.protocol}, {_when(treatment)}, {count} reminders")
     _print_links(treatment.treatment_id, token, base_url, qr=qr, show_qr=not no_qr)
+    warn_if_past(care)
 
 
 @treatments_app.command("list")
@@ -1080,25 +1205,31 @@ def treatments_list(db: DbOpt = None) -> None:
 def treatments_reschedule(
     treatment_id: TreatmentIdArg,
     at: AtOpt,
-    tz: Annotated[str | None, typer.Option("--tz", help="New IANA time zone (default: the stored one).")] = None,
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="The patient's new IANA city zone (default: the stored one).")
+    ] = None,
     db: DbOpt = None,
+    allow_fixed_zone: AllowFixedZoneOpt = False,
 ) -> None:
     """Move a treatment: its feed keeps the same events (same UIDs) with a higher SEQUENCE.
 
     Example:
 
-        aftercal treatments reschedule T-1001 --at 2026-11-26T16:30 \\
-            --db clinic.db
+        aftercal treatments reschedule T-1001 --at 2026-11-26T16:30 --db clinic.db
     """
+    if tz is not None:
+        tz = get_patient_zone(tz, allow_fixed=allow_fixed_zone).key
     store = _open_treatment_store(db)
     try:
-        treatment = store.reschedule(treatment_id, at, tz)
+        treatment = store.reschedule(treatment_id, at, tz, allow_fixed_zone=allow_fixed_zone)
+        care = treatment.plan()
     finally:
         store.close()
     typer.echo(
         f"Rescheduled {treatment.treatment_id} to {_when(treatment)} (SEQUENCE {treatment.revision}); "
         "subscribed calendars update at their next refresh."
     )
+    warn_if_past(care)
 
 
 @treatments_app.command("cancel")
@@ -1207,8 +1338,7 @@ def serve(
 
     Example:
 
-        aftercal serve --db clinic.db --host 127.0.0.1 --port 8080 \\
-            --base-url https://care.example
+        aftercal serve --db clinic.db --host 127.0.0.1 --port 8080 --base-url https://care.example
     """
     from datetime import timedelta
 

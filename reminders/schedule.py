@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -29,7 +30,7 @@ from reminders.protocol import Protocol, Step
 UID_NAMESPACE = uuid.UUID("6f1c7f0e-3b9a-4d8e-9a51-5f0c2d7b8e41")
 UID_DOMAIN = "aftercal"
 # Treatment starts outside these years are typos; the bounds also keep date arithmetic in range.
-MIN_YEAR = 1900
+MIN_YEAR = 1970
 MAX_YEAR = 2199
 
 
@@ -142,7 +143,7 @@ class CarePlan:
         base = (
             f"{self.protocol.discreet_name} reminders" if self.options.discreet else f"{self.protocol.name} aftercare"
         )
-        return f"{base} - {self.options.patient_name}" if self.options.patient_name else base
+        return plain_name(f"{base} - {self.options.patient_name}" if self.options.patient_name else base)
 
     @property
     def plan_tag(self) -> str:
@@ -162,6 +163,18 @@ class CarePlan:
             for r in self.reminders
         ]
         return max(ends, default=self.start.date())
+
+
+def plain_name(text: str) -> str:
+    """A calendar name that every client shows the same: no comma, semicolon or backslash.
+
+    RFC 5545 escapes them in TEXT, but ical.js (Thunderbird) and icalendar read NAME and
+    X-WR-CALNAME as untyped and show the escapes raw ("O'Brien\\, Zoë"). Descriptions keep the
+    patient's name exactly as given.
+    """
+    for char in ",;\\":
+        text = text.replace(char, " ")
+    return " ".join(text.split())
 
 
 def treatment_tag(treatment_id: str) -> str:
@@ -197,8 +210,97 @@ def _zone_hint(name: str) -> str:
     # An exact match in another case first (utc -> UTC), then a match on the city part.
     exact = [z for z in zones if z.lower() == lowered]
     for candidate in exact + [z for z in zones if z.lower().endswith("/" + lowered)]:
-        return f" (did you mean {candidate}?)"
+        offset = _etc_offset_hours(candidate)
+        sign_note = f" It is UTC{-offset:+03d}:00: the sign is inverted." if offset else ""
+        return f" (did you mean {candidate}?{sign_note})"
     return ""
+
+
+# Zone names that are abbreviations, offsets or rules rather than places. Their clocks never follow
+# a place's daylight saving time (EST is -05:00 all year, so a New York patient's reminders would be
+# an hour off all summer), and EST5EDT-style names ignore local history: for a patient's zone they
+# are almost always a mistake for a city zone. Value: the city zone to suggest.
+_LEGACY_ZONES = {
+    "EST": "America/New_York",
+    "MST": "America/Denver, or America/Phoenix for Arizona",
+    "HST": "Pacific/Honolulu",
+    "EST5EDT": "America/New_York",
+    "CST6CDT": "America/Chicago",
+    "MST7MDT": "America/Denver",
+    "PST8PDT": "America/Los_Angeles",
+    "CET": "Europe/Paris",
+    "MET": "Europe/Paris",
+    "EET": "Europe/Athens",
+    "WET": "Europe/Lisbon",
+}
+# Not places either: the machine's own zone file, tzdata's placeholder, the POSIX rule template.
+_NOT_A_PLACE = {"localtime": "this machine's zone file", "factory": "a placeholder", "posixrules": "a rule template"}
+# UTC and GMT under any name, optionally with an offset: UTC, Etc/GMT+5, GMT-0, utc+01:00, Zulu...
+_UTC_LIKE = re.compile(r"(?i)(etc/)?(utc|uct|gmt|ut|universal|greenwich|zulu|z)([+-]\d{1,2}(:?\d\d)?|0)?")
+# A city with that standard UTC offset, to suggest instead of an offset.
+_CITY_AT_OFFSET = {
+    -11: "Pacific/Pago_Pago", -10: "Pacific/Honolulu", -9: "America/Anchorage", -8: "America/Los_Angeles",
+    -7: "America/Denver", -6: "America/Chicago", -5: "America/New_York", -4: "America/Halifax",
+    -3: "America/Sao_Paulo", -2: "America/Noronha", -1: "Atlantic/Cape_Verde", 0: "Europe/London",
+    1: "Europe/Paris", 2: "Europe/Athens", 3: "Europe/Istanbul", 4: "Asia/Dubai", 5: "Asia/Karachi",
+    6: "Asia/Dhaka", 7: "Asia/Bangkok", 8: "Asia/Singapore", 9: "Asia/Tokyo", 10: "Australia/Sydney",
+    11: "Pacific/Noumea", 12: "Pacific/Auckland", 13: "Pacific/Tongatapu", 14: "Pacific/Kiritimati",
+}  # fmt: skip
+
+
+def _etc_offset_hours(name: str) -> int:
+    """The POSIX-style number of an Etc/GMT+N name (Etc/GMT+5 -> 5, which is UTC-05:00); else 0."""
+    match = re.fullmatch(r"(?i)etc/gmt([+-]\d{1,2})", name)
+    return int(match.group(1)) if match else 0
+
+
+def fixed_zone_problem(name: str) -> str | None:
+    """Why `name` is not a place's zone (EST, UTC, Etc/GMT+5, PST8PDT...), or None for a place.
+
+    Backward-compatible place names (US/Eastern, Japan, GB) follow their city's rules and pass.
+    """
+    key = name.strip()
+    upper = key.upper()
+    if upper in _LEGACY_ZONES:
+        city = _LEGACY_ZONES[upper]
+        if upper in ("EST", "MST", "HST"):
+            return f"{key} is a fixed offset without daylight saving time; use a city zone such as {city}"
+        return f"{key} is a legacy rule name, not a place; use a city zone such as {city}"
+    if key.lower() in _NOT_A_PLACE:
+        return f"{key} is {_NOT_A_PLACE[key.lower()]}, not a place; use the patient's city zone such as Europe/Paris"
+    if _UTC_LIKE.fullmatch(key):
+        etc = _etc_offset_hours(key)
+        if etc:
+            city = _CITY_AT_OFFSET.get(-etc, "Europe/Paris")
+            return (
+                f"{key} is a fixed offset of UTC{-etc:+03d}:00 (the sign of Etc/GMT names is inverted) without "
+                f"daylight saving time; use a city zone such as {city}"
+            )
+        if re.search(r"[+-]0*[1-9]", key):
+            return (
+                f"{key} is a fixed offset without daylight saving time; use the patient's city zone "
+                "such as America/New_York or Europe/Paris"
+            )
+        return (
+            f"{key} is a fixed offset, not a place; use the patient's city zone such as Europe/London "
+            "(Africa/Abidjan or Atlantic/Reykjavik for places on UTC all year round)"
+        )
+    return None
+
+
+def get_patient_zone(name: str, *, allow_fixed: bool = False) -> ZoneInfo:
+    """A patient's zone: an IANA place (Europe/Paris), never an offset or abbreviation unless allowed.
+
+    EST, MST, HST, the EST5EDT-style rule names, UTC/GMT under any name and Etc/GMT+N are refused
+    with a hint to a city zone (one line), because a plan in them drifts an hour from the patient's
+    clocks whenever the place changes to or from daylight saving time. `allow_fixed=True` accepts
+    any valid IANA name (a patient on a ship, a clinic that really wants UTC).
+    """
+    if not allow_fixed:
+        problem = fixed_zone_problem(name)
+        if problem is not None:
+            raise ZoneError(f"{problem} (--allow-fixed-zone to keep it anyway)")
+    return get_zone(name)
 
 
 def exists(local: datetime) -> bool:
@@ -264,7 +366,7 @@ def build_plan(
     options = options or PlanOptions()
     if not isinstance(start.tzinfo, ZoneInfo):
         raise StartTimeError("the treatment start needs an IANA time zone")
-    if not treatment_id or len(treatment_id) > 200 or any(ord(c) < 32 for c in treatment_id):
+    if not treatment_id or len(treatment_id) > 200 or any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in treatment_id):
         raise StartTimeError("a treatment id must be 1-200 printable characters")
     if not MIN_YEAR <= start.year <= MAX_YEAR:
         raise StartTimeError(f"a treatment start must lie between {MIN_YEAR} and {MAX_YEAR} (got {start:%Y-%m-%d})")
@@ -285,13 +387,21 @@ def _check_options(options: PlanOptions) -> None:
         "clinic URL": options.clinic.url,
     }
     for what, value in texts.items():
-        if value is not None and (not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value)):
+        if value is not None and (not value.strip() or any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in value)):
             raise InputError(f"the {what} must be one line of printable text")
     url = options.clinic.url
     if url is not None and (not url.startswith(("https://", "http://")) or " " in url or len(url) < 10):
         raise InputError(f"the clinic URL {url!r} must be a web address starting with https://")
     if not 0 <= options.sequence < 2**31:
         raise InputError("the sequence must be a whole number from 0 to 2147483647")
+    quiet = options.quiet
+    if quiet.contains(options.morning):
+        # Every "day N" reminder would silently move to day N+1 at the end of the quiet hours.
+        raise InputError(
+            f"the morning time {options.morning:%H:%M} (--morning) is inside the quiet hours "
+            f"{quiet.start:%H:%M}-{quiet.end:%H:%M} (--quiet): day reminders would all move to the end of "
+            "the quiet hours; choose a morning time outside them"
+        )
 
 
 def _sort_instant(reminder: Reminder, zone: ZoneInfo) -> datetime:

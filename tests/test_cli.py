@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from reminders import load_protocol
 from reminders.cli import app
 from tests.helpers import events_by_uid
 
@@ -20,12 +21,15 @@ PLAN = ["plan", "microneedling", "--at", "2026-11-24T10:00", "--tz", "America/Ne
 def test_plan_to_stdout_and_file(tmp_path: Path) -> None:
     result = runner.invoke(app, PLAN)
     assert result.exit_code == 0, result.output
-    assert len(events_by_uid(result.stdout_bytes)) == 16
+    # One event per reminder: 1 per step, 2 for the rebooking step (its window and its reminder).
+    steps = load_protocol("microneedling").steps
+    wanted = len(steps) + sum(1 for s in steps if s.kind == "rebook")
+    assert len(events_by_uid(result.stdout_bytes)) == wanted
     out = tmp_path / "care.ics"
     result = runner.invoke(app, [*PLAN, "-o", str(out)])
     assert result.exit_code == 0
     assert set(events_by_uid(out.read_bytes())) == set(events_by_uid(result.stdout_bytes or out.read_bytes()))
-    assert "Wrote 16 events" in result.stderr
+    assert f"Wrote {wanted} events" in result.stderr
 
 
 def test_show_prints_a_timeline() -> None:
@@ -39,7 +43,18 @@ def test_show_prints_a_timeline() -> None:
 def test_protocols_lists_shipped() -> None:
     result = runner.invoke(app, ["protocols"])
     assert result.exit_code == 0
-    assert result.stdout.startswith("microneedling\t1.0.0\t")
+    assert result.stdout.startswith("microneedling\t2.0.0\t")
+
+
+def test_protocol_trace_links_every_source_item_to_its_steps() -> None:
+    result = runner.invoke(app, ["protocol", "trace", "microneedling"])
+    assert result.exit_code == 0, result.output
+    proto = load_protocol("microneedling")
+    for key in proto.seed:
+        assert f"\n{key}: " in "\n" + result.stdout
+        for step in proto.carriers(key):
+            assert f"  -> {step.id} ({step.timing()}): {step.title}" in result.stdout
+    assert "  -> avoid-starts (2 h after): " in result.stdout
 
 
 def test_protocol_check_ok_and_bad(tmp_path: Path) -> None:
@@ -82,13 +97,13 @@ def test_bad_input_is_one_line_exit_2(args: list[str], message: str, tmp_path: P
 
 
 def test_unknown_and_malformed_protocols(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["plan", "tattoo", "--at", "2026-11-24T10:00", "--tz", "UTC"])
+    result = runner.invoke(app, ["plan", "tattoo", "--at", "2026-11-24T10:00", "--tz", "Asia/Tokyo"])
     assert result.exit_code == 2 and "unknown protocol (shipped: microneedling" in result.stderr
     bad = tmp_path / "bad.toml"
     bad.write_bytes(b"\xff\xfe not text")
-    result = runner.invoke(app, ["plan", str(bad), "--at", "2026-11-24T10:00", "--tz", "UTC"])
-    assert result.exit_code == 2 and "cannot read" in result.stderr
-    missing = runner.invoke(app, ["plan", str(tmp_path / "nope.toml"), "--at", "2026-11-24T10:00", "--tz", "UTC"])
+    result = runner.invoke(app, ["plan", str(bad), "--at", "2026-11-24T10:00", "--tz", "Asia/Tokyo"])
+    assert result.exit_code == 2 and "not UTF-8 text" in result.stderr
+    missing = runner.invoke(app, ["plan", str(tmp_path / "nope.toml"), "--at", "2026-11-24T10:00", "--tz", "Japan"])
     assert missing.exit_code == 2 and "no such file" in missing.stderr
 
 
@@ -115,14 +130,14 @@ def test_unwritable_output_leaves_nothing(tmp_path: Path) -> None:
 
 def test_real_process_has_no_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "reminders.cli", "plan", "microneedling", "--at", "nope", "--tz", "UTC"],
+        [sys.executable, "-m", "reminders.cli", "plan", "microneedling", "--at", "nope", "--tz", "Asia/Tokyo"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 2
     expected = "aftercal: error: cannot read start 'nope': use local ISO time such as 2026-11-24T10:00"
     assert proc.stderr.strip() == expected
     debug = subprocess.run(
-        [sys.executable, "-m", "reminders.cli", "--debug", "plan", "microneedling", "--at", "nope", "--tz", "UTC"],
+        [sys.executable, "-m", "reminders.cli", "--debug", "plan", "microneedling", "--at", "nope", "--tz", "Japan"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert debug.returncode != 0 and "StartTimeError" in debug.stderr
@@ -146,7 +161,7 @@ def test_default_zone_comes_from_tz_env() -> None:
     ("argv", "message"),
     [
         ([*PLAN, "--bogus"], "No such option: --bogus (see `aftercal plan --help`)"),
-        (["plan", "microneedling", "--tz", "UTC"], "Missing option '--at'"),
+        (["plan", "microneedling", "--tz", "Asia/Tokyo"], "Missing option '--at'"),
         ([*PLAN, "--sequence", "abc"], "Invalid value for '--sequence'"),
         ([*PLAN, "--sequence", "99999999999999999999"], "Invalid value for '--sequence'"),
         (["nosuchcommand"], "No such command 'nosuchcommand'"),
@@ -161,9 +176,9 @@ def test_usage_errors_are_one_line(argv: list[str], message: str) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--at", "9999-12-31T23:00"], "between 1900 and 2199"),
-        (["--at", "0001-01-01T00:00"], "between 1900 and 2199"),
-        (["--at", "9999-12-31T23:00+01:00"], "between 1900 and 2199"),
+        (["--at", "9999-12-31T23:00"], "between 1970 and 2199"),
+        (["--at", "0001-01-01T00:00"], "between 1970 and 2199"),
+        (["--at", "9999-12-31T23:00+01:00"], "between 1970 and 2199"),
         (["--patient-name", "Ada\nLovelace"], "patient name must be one line"),
         (["--clinic-url", "javascript:alert(1)"], "must be a web address"),
         (["--clinic-name", "Clinic\r\nX-INJECTED:1"], "clinic name must be one line"),
@@ -185,7 +200,7 @@ def test_out_of_range_and_unsafe_values(extra: list[str], message: str) -> None:
 def test_missing_optional_dependency_names_the_extra() -> None:
     code = (
         "import sys; sys.modules['caldav'] = None\n"
-        "sys.argv = ['aftercal', 'publish', 'caldav', 'microneedling', '--at', '2026-11-24T10:00', '--tz', 'UTC',"
+        "sys.argv = ['aftercal', 'publish', 'caldav', 'microneedling', '--at', '2099-11-24T10:00', '--tz', 'Japan',"
         " '--url', 'http://127.0.0.1:9/', '--user', 'u', '--calendar', 'c']\n"
         "from reminders.cli import main\nmain()\n"
     )
@@ -198,10 +213,12 @@ def test_missing_optional_dependency_names_the_extra() -> None:
 
 
 def test_date_without_time_and_zone_hints() -> None:
-    no_time = runner.invoke(app, ["plan", "microneedling", "--at", "2026-11-24", "--tz", "UTC"])
+    no_time = runner.invoke(app, ["plan", "microneedling", "--at", "2026-11-24", "--tz", "Asia/Tokyo"])
     assert no_time.exit_code == 2 and "has no time of day" in no_time.stderr
+    lower = runner.invoke(app, ["plan", "microneedling", "--at", "2026-11-24T10:00", "--tz", "europe/paris"])
+    assert "did you mean Europe/Paris?" in lower.stderr
     utc = runner.invoke(app, ["plan", "microneedling", "--at", "2026-11-24T10:00", "--tz", "utc"])
-    assert "did you mean UTC?" in utc.stderr
+    assert utc.exit_code == 2 and "utc is a fixed offset, not a place" in utc.stderr
     machine = runner.invoke(app, ["plan", "microneedling", "--at", "2026-11-24T10:00"], env={"TZ": "JST-9"})
     assert machine.exit_code == 2 and "machine's zone" in machine.stderr and "pass --tz" in machine.stderr
 

@@ -53,8 +53,9 @@ def test_every_command_has_help_with_an_example_and_is_in_the_readme(path: list[
 
 def test_plan_imports_no_channel_library() -> None:
     code = (
-        "import sys, runpy\n"
-        "sys.argv = ['aftercal', 'plan', 'microneedling', '--at', '2026-11-24T10:00', '--tz', 'UTC', '-o', '-']\n"
+        "import sys\n"
+        "sys.argv = ['aftercal', 'plan', 'microneedling', '--at', '2026-11-24T10:00', '--tz', 'Asia/Tokyo',"
+        " '-o', '-']\n"
         "from reminders.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in "

@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from reminders.cli import app
-from tests.helpers import normalize_calendar
+from tests.helpers import events_by_uid, normalize_calendar
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -24,3 +24,18 @@ def test_example_calendar_is_current(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     expected = (EXAMPLES / "microneedling-new-york.ics").read_bytes()
     assert normalize_calendar(out.read_bytes()) == normalize_calendar(expected)
+
+
+def test_clinic_protocol_example_plans_the_shipped_steps_and_its_own(tmp_path: Path) -> None:
+    out = tmp_path / "clinic.ics"
+    args = ["--at", "2026-11-24T10:00", "--tz", "America/New_York", "--id", "T-1"]
+    result = CliRunner().invoke(app, ["plan", str(EXAMPLES / "clinic-microneedling.toml"), *args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    shipped = tmp_path / "shipped.ics"
+    assert CliRunner().invoke(app, ["plan", "microneedling", *args, "-o", str(shipped)]).exit_code == 0
+    clinic_steps = {e.contents["x-aftercal-step"][0].value: e for e in events_by_uid(out.read_bytes()).values()}
+    shipped_steps = {e.contents["x-aftercal-step"][0].value: e for e in events_by_uid(shipped.read_bytes()).values()}
+    assert set(clinic_steps) == set(shipped_steps) | {"clinic-tonight", "clinic-follow-up"}
+    for key, event in shipped_steps.items():  # the shipped advice reaches the patient unchanged
+        assert clinic_steps[key].description.value == event.description.value
+        assert clinic_steps[key].uid.value == event.uid.value

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from calendars.ics import render_ics
 from reminders import PlanOptions, QuietHours, load_protocol
-from reminders.errors import StartTimeError
+from reminders.errors import InputError, StartTimeError
 from reminders.schedule import build_plan, exists, localize_start
 from tests.helpers import local_start, raw_events_by_uid
 
@@ -39,6 +40,10 @@ def test_invariants_in_every_zone(zone: str, naive: datetime, morning: time, q_s
         assert not exists(naive.replace(second=0, microsecond=0, tzinfo=ZoneInfo(zone)))
         return
     quiet = QuietHours(q_start, q_end)
+    if quiet.contains(morning):  # every day reminder would move a day: refused
+        with pytest.raises(InputError, match="inside the quiet hours"):
+            build_plan(PROTOCOL, "T-prop", start, PlanOptions(morning=morning, quiet=quiet))
+        return
     plan = build_plan(PROTOCOL, "T-prop", start, PlanOptions(morning=morning, quiet=quiet))
     assert len({r.uid for r in plan.reminders}) == len(plan.reminders)
     for reminder in plan.reminders:

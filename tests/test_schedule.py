@@ -25,7 +25,8 @@ def test_new_york_example_local_times() -> None:
     plan = make_plan("microneedling", "2026-11-24T10:00", "America/New_York", treatment_id="T-1001")
     r = by_key(plan)
     assert wall(r["cleanse-and-cool"]) == "2026-11-24 10:30 -0500"
-    assert wall(r["expect-tonight"]) == "2026-11-24 14:00 -0500"
+    assert wall(r["expect-tonight"]) == "2026-11-24 11:00 -0500"
+    assert wall(r["avoid-starts"]) == "2026-11-24 12:00 -0500"  # restrictions ring when they start
     assert wall(r["resume-skincare"]) == "2026-11-25 10:00 -0500"  # 24 h after
     assert wall(r["expect-day-1"]) == "2026-11-25 09:00 -0500"
     assert wall(r["start-spf"]) == "2026-11-26 09:00 -0500"  # day 2, morning
@@ -76,8 +77,13 @@ def test_lord_howe_half_hour_dst() -> None:
      ("Pacific/Pago_Pago", "-1100"), ("Pacific/Chatham", "+1245"), ("UTC", "+0000")],
 )  # fmt: skip
 def test_odd_offsets_keep_morning_time(zone: str, offset: str) -> None:
-    r = by_key(make_plan("microneedling", "2026-07-01T10:00", zone, treatment_id="x"))
+    r = by_key(make_plan("microneedling", "2026-07-01T10:00", zone, treatment_id="x", allow_fixed_zone=zone == "UTC"))
     assert wall(r["start-spf"]) == f"2026-07-03 09:00 {offset}"
+
+
+def test_library_callers_get_the_fixed_zone_rule_too() -> None:
+    with pytest.raises(ZoneError, match="EST is a fixed offset"):
+        make_plan("microneedling", "2026-07-01T10:00", "EST", treatment_id="x")
 
 
 def test_year_end_late_treatment() -> None:
@@ -94,16 +100,17 @@ def test_year_end_late_treatment() -> None:
 
 def test_quiet_hours_are_configurable() -> None:
     options = PlanOptions(morning=time(7, 0), quiet=QuietHours(time(22, 0), time(6, 30)))
-    r = by_key(make_plan("microneedling", "2026-11-24T19:00", "Europe/Paris", treatment_id="x", options=options))
+    r = by_key(make_plan("microneedling", "2026-11-24T20:30", "Europe/Paris", treatment_id="x", options=options))
     assert wall(r["start-spf"]) == "2026-11-26 07:00 +0100"
-    # 19:00 + 4 h = 23:00 falls in the custom quiet hours: deferred to their end.
-    assert wall(r["expect-tonight"]) == "2026-11-25 06:30 +0100"
+    assert wall(r["expect-tonight"]) == "2026-11-24 21:30 +0100"  # before the custom quiet hours
+    # 20:30 + 2 h = 22:30 falls in the custom quiet hours: deferred to their end.
+    assert wall(r["avoid-starts"]) == "2026-11-25 06:30 +0100"
 
 
 def test_quiet_hours_off() -> None:
     options = PlanOptions(quiet=QuietHours(time(0), time(0)))
     r = by_key(make_plan("microneedling", "2026-11-24T22:00", "Europe/Paris", treatment_id="x", options=options))
-    assert wall(r["expect-tonight"]) == "2026-11-25 02:00 +0100"
+    assert wall(r["avoid-starts"]) == "2026-11-25 00:00 +0100"
 
 
 def test_nothing_before_the_treatment() -> None:

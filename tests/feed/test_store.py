@@ -244,3 +244,15 @@ def test_unknown_and_revoked_tokens_take_the_same_path(store: Store, monkeypatch
     assert len(set(traces)) == 1
     assert len(traces[0][0]) == 1 and "token_hash = ?" in traces[0][0][0]
     assert traces[0][1] == (64,)
+
+
+def test_the_store_refuses_fixed_zones_unless_allowed(store: Store) -> None:
+    from calendars.store import StoredOptions
+
+    with pytest.raises(ZoneError, match="EST is a fixed offset"):
+        store.add("microneedling", "2030-11-24T10:00", "EST", "T-fixed", StoredOptions())
+    treatment, _token = store.add("microneedling", "2030-11-24T10:00", "Etc/GMT+5", "T-ok", StoredOptions(),
+                                  allow_fixed_zone=True)  # fmt: skip
+    assert treatment.zone == "Etc/GMT+5" and treatment.plan().reminders  # stored ones keep rendering
+    with pytest.raises(ZoneError, match="fixed offset"):
+        store.reschedule("T-ok", "2030-11-25T10:00", "EST")
