@@ -2,26 +2,25 @@
 
 Why `icalendar` (7.x) and not `ics` (ics.py), measured here: ics 0.7.3 wrote a zero-offset alarm
 as `TRIGGER:P` (ical.js rejects the file), wrote no DTSTAMP and turned zoned times into UTC.
-icalendar writes VTIMEZONE from zoneinfo, folds lines, is deterministic, and `caldav` already
-depends on it. Its 7.3.2 gaps are worked around here: durations on X-PUBLISHED-TTL are typed
-explicitly, REFRESH-INTERVAL gets VALUE=DURATION, alarms use a relative TRIGGER (never an
-absolute one, which it writes without VALUE=DATE-TIME), CATEGORIES is only added when non-empty,
-and UID / DTSTAMP are always passed.
+icalendar folds lines, is deterministic, and `caldav` already depends on it; VTIMEZONE comes
+from calendars/vtimezone.py (one canonical definition per zone). Its 7.3.2 gaps are worked
+around here: durations on X-PUBLISHED-TTL are typed explicitly, REFRESH-INTERVAL gets
+VALUE=DURATION, alarms use a relative TRIGGER (never an absolute one, which it writes without
+VALUE=DATE-TIME), CATEGORIES is only added when non-empty, and UID / DTSTAMP are always passed.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from icalendar import Alarm, Calendar, Event, vDuration
+from icalendar import Alarm, Calendar, Event, vDuration, vText
 
+from calendars.vtimezone import zone_component
 from reminders.schedule import CarePlan, Reminder
 
 PRODID = "-//aftercal//aftercal care plans//EN"
 # How often subscribers should re-fetch a feed; clients treat it as a hint.
 REFRESH = timedelta(hours=12)
-# VTIMEZONE covers the plan plus a day's margin: a narrow range keeps the file small.
-VTIMEZONE_LEAD = timedelta(days=1)
 
 
 def plan_calendar(plan: CarePlan, *, stamp: datetime, status: str = "CONFIRMED") -> Calendar:
@@ -34,19 +33,28 @@ def plan_calendar(plan: CarePlan, *, stamp: datetime, status: str = "CONFIRMED")
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
-    cal.add("name", plan.calendar_name)
-    cal.add("x-wr-calname", plan.calendar_name)
+    # icalendar 7.3 types NAME and X-WR-CALNAME as unknown and would write them unescaped: a comma
+    # cut the name in vobject, a backslash became a newline in libical. Typed as TEXT they are
+    # escaped; calendar_name also leaves out the characters ical.js would show escaped.
+    cal.add("name", vText(plan.calendar_name))
+    cal.add("x-wr-calname", vText(plan.calendar_name))
     cal.add("x-wr-timezone", plan.zone.key)
     cal.add("refresh-interval", vDuration(REFRESH), parameters={"VALUE": "DURATION"})
     cal.add("x-published-ttl", vDuration(REFRESH))
     for reminder in plan.reminders:
         cal.add_component(reminder_event(plan, reminder, stamp=stamp, status=status))
-    # A narrow VTIMEZONE range keeps the file small while covering every event.
-    cal.add_missing_timezones(
-        first_date=plan.first_date() - VTIMEZONE_LEAD,
-        last_date=plan.last_date() + timedelta(days=1),
-    )
+    add_timezone(cal, plan)
     return cal
+
+
+def add_timezone(cal: Calendar, plan: CarePlan) -> None:
+    """The zone's one canonical VTIMEZONE (calendars/vtimezone.py), first in the calendar.
+
+    Only when an event names the zone in a TZID: icalendar writes times of zones it deems equal to
+    UTC (Africa/Abidjan, Atlantic/Reykjavik...) with Z, and all-day events name no zone.
+    """
+    if plan.zone.key in cal.get_used_tzids():
+        cal.subcomponents.insert(0, zone_component(plan.zone))
 
 
 def reminder_event(
@@ -105,9 +113,6 @@ def render_event_ics(
     cal.add("version", "2.0")
     stamp = stamp.astimezone(UTC).replace(microsecond=0)
     cal.add_component(reminder_event(plan, reminder, stamp=stamp, status=status, sequence=sequence))
-    cal.add_missing_timezones(
-        first_date=plan.first_date() - VTIMEZONE_LEAD,
-        last_date=plan.last_date() + timedelta(days=1),
-    )
+    add_timezone(cal, plan)
     data: bytes = cal.to_ical()
     return data

@@ -7,6 +7,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ ! -x /usr/bin/chromi
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } ||
         echo "chromium could not be installed: the browser tests will be skipped" >&2
 fi
+# tests/test_vtimezone.py reads our VTIMEZONEs with libical through Debian's own python3 (PyGObject).
+libical_probe="import gi; gi.require_version('ICalGLib', '3.0'); from gi.repository import ICalGLib"
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! /usr/bin/python3 -c "$libical_probe" 2>/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gir1.2-ical-3.0 python3-gi >/dev/null; } ||
+        echo "libical (gir1.2-ical-3.0) could not be installed: the libical tests will be skipped" >&2
+fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
