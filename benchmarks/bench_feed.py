@@ -87,7 +87,7 @@ def free_port() -> int:
 
 def aftercal_command() -> list[str]:
     script = Path(sys.executable).parent / "aftercal"
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from reminders.cli import main; main()"]
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from aftercal.cli import main; main()"]
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

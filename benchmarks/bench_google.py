@@ -11,7 +11,7 @@ approach, a first run and then an unchanged re-run:
   run; on the re-run, not knowing what changed, `events.update` per event;
 * aftercal, one treatment at a time (`calendars.base.sync_plan`): one list, then the treatment's
   writes in batch requests; an unchanged re-run writes nothing;
-* aftercal `--from` CSV (`GooglePublisher.sync_many`): the lists of all treatments in shared batch
+* aftercal `--from` CSV (`GooglePublisher.publish_jobs`): the lists of all treatments in shared batch
   requests, then all their writes in shared batches of 50 calls.
 
 "HTTP requests" is what crosses the network; "API calls" is what counts against Google's quota
@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from calendars.base import sync_plan  # noqa: E402
-from calendars.gcal import GooglePublisher, Job, connect, event_body, event_id  # noqa: E402
+from calendars.base import PublishJob, sync_plan  # noqa: E402
+from calendars.gcal import GooglePublisher, connect, event_body, event_id  # noqa: E402
 from reminders import make_plan  # noqa: E402
 from reminders.schedule import CarePlan  # noqa: E402
 from tests.google.standin import CalendarStandin  # noqa: E402
@@ -69,7 +69,7 @@ def per_treatment(client: GooglePublisher, calendar: str, care: list[CarePlan], 
 
 
 def shared(client: GooglePublisher, calendar: str, care: list[CarePlan], first: bool) -> None:
-    results = client.sync_many([Job(p.treatment_id, calendar, p, p.treatment_id) for p in care])
+    results = client.publish_jobs([PublishJob.publish(p, calendar) for p in care])
     failures = [r.error for r in results if r.error is not None]
     if failures:
         raise SystemExit(f"bench: {failures[0]}")

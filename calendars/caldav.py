@@ -5,29 +5,32 @@ How it works (one treatment, one calendar):
 1. Discovery, only when ``--calendar`` is a display name: the principal from the base URL
    (``current-user-principal``, else ``/.well-known/caldav``), then its calendar home and
    calendars, with the `caldav` library (3 requests). A calendar URL skips discovery.
-2. ``fetch``: one REPORT calendar-query filtered on the treatment's ``X-AFTERCAL-PLAN`` tag, so
-   only events aftercal wrote for this treatment come back (checked again client-side: a server
-   that ignores the filter cannot make aftercal touch a foreign event).
+2. ``fetch``: one REPORT calendar-query filtered on the treatment's ``X-AFTERCAL-PLAN`` tag
+   (calendars/tags.py), so only events aftercal wrote for this treatment come back (checked
+   again client-side: a server that ignores the filter cannot make aftercal touch a foreign event).
 3. ``apply``: one PUT per new or changed event (``If-None-Match: *`` or ``If-Match: <etag>``) to
    an href derived from the UID, one DELETE (``If-Match``) per step that no longer applies.
    Unchanged events (same ``X-AFTERCAL-HASH``) cost nothing.
 
-Every request is retried on network errors, timeouts, 5xx and 429 with bounded exponential
-backoff and jitter. Because hrefs come from UIDs and every write is conditional, a run that died
-half-way converges when run again. Redirects are followed only during discovery (PROPFIND, by
-hand, method kept): a redirected write or calendar query stops the run with one line, since
-HTTP clients turn a redirected PUT/DELETE into a GET whose 200 would pass for the write's.
+Every request is retried as calendars/http.py decides (network errors, timeouts, 429 and 5xx;
+bounded exponential backoff with full jitter, Retry-After honoured up to the cap). Because hrefs
+come from UIDs and every write is conditional, a run that died half-way converges when run again.
+Redirects are followed only during discovery (PROPFIND, by hand, method kept): a redirected write
+or calendar query stops the run with one line, since HTTP clients turn a redirected PUT/DELETE
+into a GET whose 200 would pass for the write's.
 The password never appears in messages: they are built from status codes and URLs without
 credentials.
+
+A day's treatments go through `CalDavBatchPublisher.publish_jobs` (calendars.base.BatchPublisher):
+each calendar of the batch is looked up once and, when it holds several of the batch's treatments,
+read once (one REPORT) for all of them; a treatment that fails is reported and the others go on.
 """
 
 from __future__ import annotations
 
 import netrc
 import os
-import random
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,15 +38,37 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 from xml.etree import ElementTree
 
-from calendars.base import ProgressCallback, RemoteEvent, SyncActions, SyncSummary, next_sequence
+from calendars.base import (
+    BatchProgressCallback,
+    BatchPublisher,
+    JobResult,
+    ProgressCallback,
+    Publisher,
+    PublishJob,
+    RemoteEvent,
+    SyncActions,
+    SyncSummary,
+    diff_plan,
+    next_sequence,
+)
+from calendars.http import (
+    REDIRECT_STATUS,
+    Retryable,
+    RetryPolicy,
+    check_base_url,
+    parse_retry_after,
+    require_https_unless_loopback,
+    secure_or_loopback,
+    strip_credentials,
+)
 from calendars.ics import render_event_ics
-from reminders.errors import AuthError, ChannelError, InputError, NotFoundError, TransientError
+from calendars.tags import ICAL_HASH, ICAL_PLAN
+from reminders.errors import AftercalError, AuthError, ChannelError, InputError, NotFoundError, TransientError
 from reminders.schedule import CarePlan, Reminder
 
 PASSWORD_ENV = "AFTERCAL_CALDAV_PASSWORD"
 KEYRING_SERVICE = "aftercal-caldav"
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+EXAMPLE_URL = "https://caldav.example.com/"
 # Methods that change nothing. Every other one is a write, whose redirects are never followed:
 # HTTP clients resend a 302/303'd PUT/DELETE as a GET (and a 301'd one without its body), and the
 # answer of wherever that lands (200) would be taken for the write's.
@@ -129,46 +154,7 @@ def _netrc_password(path: Path, host: str, user: str, *, explicit: bool) -> str 
     return password or None
 
 
-# ---- retries --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded exponential backoff with jitter: delay n is uniform in [c/2, c], c = min(max_delay, base*2^n).
-
-    A server's Retry-After (429/503) replaces the computed delay, capped at max_delay.
-    """
-
-    attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-    sleep: Callable[[float], None] = time.sleep
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        ceiling = min(self.max_delay, self.base_delay * (2**attempt))
-        if retry_after is not None:
-            return min(self.max_delay, max(retry_after, 0.0))
-        return random.uniform(ceiling / 2, ceiling)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
 # ---- the connection -------------------------------------------------------------------------------
-
-
-def _strip_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
 
 
 class ForeignEventConflict(ChannelError):
@@ -180,9 +166,9 @@ class RedirectRefused(ChannelError):
 
 
 def _redirect_refused(method: str, url: str, status: int, location: str | None, why: str) -> RedirectRefused:
-    target = _strip_credentials(urljoin(url, location)) if location else "nowhere (no Location header)"
+    target = strip_credentials(urljoin(url, location)) if location else "nowhere (no Location header)"
     return RedirectRefused(
-        f"the server answered {method} {_strip_credentials(url)} with {status} redirect to {target}: {why}"
+        f"the server answered {method} {strip_credentials(url)} with {status} redirect to {target}: {why}"
     )
 
 
@@ -197,33 +183,18 @@ def _plain_http_refused(url: str) -> ChannelError:
     )
 
 
-def _password_safe(url: str) -> bool:
-    """True where Basic auth may go: https anywhere, plain http only to this machine."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        return False
-    return parts.scheme == "https" or (parts.scheme == "http" and host in ("localhost", "127.0.0.1", "::1"))
+def server_url(url: str, *, what: str = "--url") -> str:
+    """A CalDAV server or calendar URL given by the user, checked by calendars.http's one rule.
 
-
-def check_base_url(url: str, option: str = "--url") -> str:
-    """The server URL, refused when it could leak the password (credentials inside, plain http)."""
-    try:
-        parts = urlsplit(url.strip())
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise InputError(f"{option} is not a valid URL; use one such as https://caldav.example.com/") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"{option} must be an http(s) URL such as https://caldav.example.com/")
-    if parts.username is not None or parts.password is not None:
-        raise InputError(
-            f"{option} must not contain a user name or password; use --user and {PASSWORD_ENV}, the keyring or ~/.netrc"
-        )
-    if not _password_safe(url.strip()):
-        raise InputError(f"{option} must use https:// (plain http would send the password in clear)")
-    path = parts.path or "/"
-    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+    Refused (one-line InputError naming `what`) when it could leak the password: credentials
+    inside, or plain http off loopback. An empty path becomes "/".
+    """
+    text = check_base_url(
+        url, what=what, example=EXAMPLE_URL, hint=f"use --user and {PASSWORD_ENV}, the keyring or ~/.netrc"
+    )
+    require_https_unless_loopback(text, what=what)
+    parts = urlsplit(text)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", "", ""))
 
 
 def _refuse_redirected_writes(response: Any, *args: Any, **kwargs: Any) -> Any:
@@ -241,7 +212,7 @@ def _refuse_redirected_writes(response: Any, *args: Any, **kwargs: Any) -> Any:
     if method not in READ_ONLY_METHODS:
         response.close()
         raise _redirect_refused(method, url, response.status_code, location, WRITE_REDIRECT)
-    if location and not _password_safe(urljoin(url, location)):
+    if location and not secure_or_loopback(urljoin(url, location)):
         response.close()
         raise _plain_http_refused(urljoin(url, location))
     return response
@@ -267,7 +238,7 @@ class CalDavConnection:
     ) -> None:
         from caldav.davclient import DAVClient
 
-        self.base_url = check_base_url(url)
+        self.base_url = server_url(url)
         self.host = urlsplit(self.base_url).netloc
         self.user = user
         self.timeout = timeout
@@ -316,7 +287,7 @@ class CalDavConnection:
 
         A redirect answering a write raises RedirectRefused (see `_refuse_redirected_writes`).
         A read's redirect is followed by hand when `follow_redirects` (discovery: same method and
-        body, each hop checked by `_password_safe`; `response.url` is where it ended), else refused.
+        body, each hop checked by `secure_or_loopback`; `response.url` is where it ended), else refused.
         """
         for _hop in range(MAX_REDIRECTS + 1):
             response = self._send_once(method, url, body=body, headers=headers)
@@ -341,73 +312,78 @@ class CalDavConnection:
         """One request (no redirect followed), retried on network errors, timeouts, 5xx and 429."""
         from caldav.lib.http_sync import requests as http
 
-        if not _password_safe(url):
+        if not secure_or_loopback(url):
             # A server-given URL (redirect, href) must not downgrade us to plain http.
             raise _plain_http_refused(url)
         hdrs = {"User-Agent": "aftercal", **(headers or {})}
-        if isinstance(body, str):
-            body = body.encode()
-        problem = ""
-        for attempt in range(self.retry.attempts):
-            retry_after: float | None = None
+        data = body.encode() if isinstance(body, str) else body
+
+        def attempt() -> Any:
             try:
                 response = self.client.session.request(
                     method,
                     url,
-                    data=body,
+                    data=data,
                     headers=hdrs,
                     auth=self.client.auth,
                     timeout=self.timeout,
                     allow_redirects=False,  # followed by hand in `send`, reads only
                 )
             except http.exceptions.Timeout:
-                problem = "timed out"
+                raise Retryable("timed out") from None
             except http.exceptions.RequestException:
-                problem = "could not connect"
-            else:
-                if response.status_code not in RETRYABLE_STATUS:
-                    return response
-                problem = f"answered {response.status_code}"
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-            if attempt + 1 < self.retry.attempts:
-                self.retry.sleep(self.retry.delay(attempt, retry_after))
-        raise TransientError(
-            f"CalDAV server {self.host} {problem} ({self.retry.attempts} attempts); "
-            "run the same command again later: it picks up where it stopped, without duplicates"
-        )
+                raise Retryable("could not connect") from None
+            status = response.status_code or 0
+            if self.retry.is_retryable(status):
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                response.close()
+                raise Retryable(f"answered {status}", retry_after=retry_after)
+            return response
+
+        def gave_up(last: Retryable) -> Exception:
+            return TransientError(
+                f"CalDAV server {self.host} {last.problem} ({self.retry.attempts} attempts); "
+                "run the same command again later: it picks up where it stopped, without duplicates"
+            )
+
+        return self.retry.call(attempt, gave_up=gave_up)
 
     def library_call(self, what: str, call: Callable[[], Any]) -> Any:
         """A `caldav` library call with the same retries and one-line errors as `send`."""
         from caldav.lib import error as caldav_error
         from caldav.lib.http_sync import requests as http
 
-        problem = ""
-        for attempt in range(self.retry.attempts):
+        def attempt() -> Any:
             fatal: int | None = None  # raised outside `except`: no library exception is chained to ours
             try:
                 return call()
             except caldav_error.AuthorizationError as exc:
                 fatal = getattr(exc, "status", None) or 401
             except caldav_error.RateLimitError:
-                problem = "answered 429"
+                raise Retryable("answered 429") from None
             except caldav_error.NotFoundError:
                 fatal = 404
             except caldav_error.DAVError as exc:
                 status = getattr(exc, "status", None)
-                if isinstance(status, int) and status not in RETRYABLE_STATUS:
+                if isinstance(status, int) and not self.retry.is_retryable(status):
                     fatal = status
-                problem = f"answered {status or 'an error'}"
+                else:
+                    raise Retryable(f"answered {status or 'an error'}") from None
             except http.exceptions.Timeout:
-                problem = "timed out"
+                raise Retryable("timed out") from None
             except http.exceptions.RequestException:
-                problem = "could not connect"
-            if fatal is not None:
-                self.raise_for_status(fatal, what)
-            if attempt + 1 < self.retry.attempts:
-                self.retry.sleep(self.retry.delay(attempt))
-        raise TransientError(
-            f"CalDAV server {self.host} {problem} during {what} ({self.retry.attempts} attempts); run again later"
-        )
+                raise Retryable("could not connect") from None
+            assert fatal is not None
+            self.raise_for_status(fatal, what)
+            raise ChannelError(f"CalDAV server {self.host} answered {fatal} during {what}")  # a 2xx/3xx "error"
+
+        def gave_up(last: Retryable) -> Exception:
+            return TransientError(
+                f"CalDAV server {self.host} {last.problem} during {what} ({self.retry.attempts} attempts); "
+                "run again later"
+            )
+
+        return self.retry.call(attempt, gave_up=gave_up)
 
     def raise_for_status(self, status: int, what: str, *, calendar: str | None = None) -> None:
         """One-line errors naming the likely cause; returns only for 2xx/3xx."""
@@ -443,13 +419,13 @@ class CalDavConnection:
             # Redirects followed by hand (HTTP clients turn a 302'd PROPFIND into GET).
             response = self.send("PROPFIND", start, body=body, headers=headers, follow_redirects=True)
             url = str(response.url or start)
-            redirected = _strip_credentials(url) != _strip_credentials(start)
+            redirected = strip_credentials(url) != strip_credentials(start)
             if redirected:
-                moved.append(f"{_strip_credentials(start)} -> {_strip_credentials(url)}")
+                moved.append(f"{strip_credentials(start)} -> {strip_credentials(url)}")
             if response.status_code in (401, 403):
                 what = "discovery"
                 if redirected:  # name where the answer came from: a redirect may lead to a login page
-                    what += f" at {_strip_credentials(url)}, redirected from {start}"
+                    what += f" at {strip_credentials(url)}, redirected from {start}"
                 self.raise_for_status(response.status_code, what)
             if response.status_code == 207:
                 href = _first_text(response.content, ".//d:current-user-principal/d:href")
@@ -489,7 +465,7 @@ class CalDavConnection:
         if calendar.startswith(("http://", "https://", "/")):
             # Another host is allowed (iCloud serves calendars from pNN-caldav.icloud.com), but the
             # same rules as for --url apply: no credentials inside, https except on localhost.
-            url = check_base_url(urljoin(self.base_url, calendar), "--calendar")
+            url = server_url(urljoin(self.base_url, calendar), what="--calendar")
             return url if url.endswith("/") else url + "/"
         matches = [c for c in self.calendars() if c.name == calendar]
         if not matches:
@@ -592,8 +568,8 @@ def _parse_resources(xml: bytes, base: str) -> list[_Resource]:
         for event in cal.walk("VEVENT"):
             if event.get("RECURRENCE-ID") is not None:
                 continue
-            tag = event.get("X-AFTERCAL-PLAN")
-            digest = event.get("X-AFTERCAL-HASH")
+            tag = event.get(ICAL_PLAN)
+            digest = event.get(ICAL_HASH)
             try:
                 sequence = int(event.get("SEQUENCE", 0))
             except (TypeError, ValueError):
@@ -668,7 +644,7 @@ class CalDavPublisher:
         if self._prefetched is not None and plan_tag in self._prefetched:
             # Each treatment's snapshot is used once: a second fetch of the same tag asks the server.
             return self._prefetched.pop(plan_tag)
-        return self._held(self._query("X-AFTERCAL-PLAN", plan_tag)).get(plan_tag, {})
+        return self._held(self._query(ICAL_PLAN, plan_tag)).get(plan_tag, {})
 
     def prefetch(self, plan_tags: set[str]) -> None:
         """For a batch: read the whole calendar in one request and serve `fetch` for these tags from it.
@@ -811,3 +787,138 @@ class CalDavPublisher:
             more = f" and {len(conflicts) - 1} more" if len(conflicts) > 1 else ""
             raise ChannelError(f"{conflicts[0]}{more}{others}")
         return summary
+
+
+# ---- batches ----------------------------------------------------------------------------------------
+
+
+class CalDavBatchPublisher:
+    """`BatchPublisher` (calendars.base) for one CalDAV account: a day's treatments in one run.
+
+    Each calendar named by the jobs (or `calendar`, the default) is looked up once; when it holds
+    several of the batch's treatments it is read once (one unfiltered REPORT, see
+    `CalDavPublisher.prefetch`) instead of once per treatment. Jobs run in order; an error fails
+    only its job, except a refused password (AuthError), which would fail every other job too:
+    the jobs not yet tried then carry that same error, without a request.
+    """
+
+    name = "caldav"
+
+    def __init__(
+        self,
+        connection: CalDavConnection,
+        calendar: str,
+        *,
+        create_calendar: bool = False,
+        stamp: datetime | None = None,
+    ) -> None:
+        """`calendar`: the default calendar (display name or URL); `create_calendar` makes a missing one."""
+        self.conn = connection
+        self.calendar = calendar
+        self.create_calendar = create_calendar
+        self.stamp = stamp or datetime.now(UTC)
+
+    def publish_jobs(
+        self,
+        jobs: Sequence[PublishJob],
+        *,
+        dry_run: bool = False,
+        progress: BatchProgressCallback | None = None,
+    ) -> list[JobResult]:
+        tags: dict[str, set[str]] = {}  # per calendar: the treatments of this batch
+        publishes: set[str] = set()  # calendars with something to publish (only those are ever made)
+        for job in jobs:
+            calendar = job.calendar or self.calendar
+            tags.setdefault(calendar, set()).add(job.plan_tag)
+            if job.plan is not None:
+                publishes.add(calendar)
+        publishers: dict[str, CalDavPublisher | AftercalError] = {}
+        results: list[JobResult] = []
+        refused: AuthError | None = None
+        for job in jobs:
+            result = JobResult(job.label)
+            results.append(result)
+            if refused is not None:
+                result.error = refused
+                continue
+            calendar = job.calendar or self.calendar
+            try:
+                if calendar not in publishers:
+                    create = self.create_calendar and calendar in publishes
+                    publishers[calendar] = self._publisher(calendar, tags[calendar], create=create, dry_run=dry_run)
+                publisher = publishers[calendar]
+                if isinstance(publisher, AftercalError):
+                    result.error = publisher
+                    continue
+                result.would_create_calendar = publisher.calendar_url is None
+                self._run(publisher, job, result, dry_run=dry_run, progress=progress)
+            except AuthError as exc:
+                result.error = refused = exc
+            except AftercalError as exc:
+                result.error = exc
+        return results
+
+    def unpublish_jobs(
+        self,
+        treatment_ids: Sequence[str],
+        *,
+        calendar: str | None = None,
+        dry_run: bool = False,
+        progress: BatchProgressCallback | None = None,
+    ) -> list[JobResult]:
+        jobs = [PublishJob.unpublish(treatment_id, calendar) for treatment_id in treatment_ids]
+        return self.publish_jobs(jobs, dry_run=dry_run, progress=progress)
+
+    def _publisher(
+        self, calendar: str, plan_tags: set[str], *, create: bool, dry_run: bool
+    ) -> CalDavPublisher | AftercalError:
+        """The calendar's publisher (prefetched for several treatments), or why there is none.
+
+        A failed lookup is kept, so the calendar's other jobs fail the same way without asking again.
+        """
+        try:
+            url = self.conn.find_calendar(calendar, create=create, dry_run=dry_run)
+            publisher = CalDavPublisher(self.conn, url, calendar_label=calendar, stamp=self.stamp)
+            if len(plan_tags) > 1:
+                publisher.prefetch(plan_tags)
+        except AuthError:
+            raise
+        except AftercalError as exc:
+            return exc
+        return publisher
+
+    def _run(
+        self,
+        publisher: CalDavPublisher,
+        job: PublishJob,
+        result: JobResult,
+        *,
+        dry_run: bool,
+        progress: BatchProgressCallback | None,
+    ) -> None:
+        actions = diff_plan(job.plan, publisher.fetch(job.plan_tag))
+        result.actions = actions
+        if dry_run:
+            result.summary = SyncSummary(unchanged=len(actions.unchanged))
+            return
+        label = job.label
+
+        def step(action: str, key: str) -> None:
+            if action == "create":
+                result.summary.created += 1
+            elif action == "update":
+                result.summary.updated += 1
+            elif action == "delete":
+                result.summary.deleted += 1
+            elif action == "unchanged":
+                result.summary.unchanged += 1
+            if progress is not None:
+                progress(label, action, key)
+
+        result.summary = SyncSummary(unchanged=len(actions.unchanged))
+        result.summary = publisher.apply(job.plan, actions, step)
+
+
+# Conformance with calendars.base, checked by mypy.
+_publisher_check: type[Publisher] = CalDavPublisher
+_batch_check: type[BatchPublisher] = CalDavBatchPublisher

@@ -38,6 +38,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from calendars.http import check_base_url
 from calendars.ics import render_ics
 from calendars.store import Store, StoreError, Treatment, open_store
 from reminders.errors import InputError
@@ -397,26 +398,17 @@ class FeedLinks:
     page: str  # https://.../f/<token>
 
 
-def check_base_url(base_url: str) -> str:
-    """`base_url` without its trailing slash, or a one-line error for anything but http(s)://host[/path]."""
-    from urllib.parse import urlsplit
+def feed_base_url(base_url: str) -> str:
+    """`base_url` without its trailing slash, or a one-line error for anything but http(s)://host[/path].
 
-    try:
-        parts = urlsplit(base_url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise InputError(f"--base-url {base_url!r}: use a URL such as https://care.example") from None
-    if parts.username is not None or parts.password is not None:
-        # Patients' links must never carry credentials (and this message must not repeat them).
-        raise InputError("--base-url must not contain a user name or password")
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise InputError(f"--base-url {base_url!r}: use an http(s) URL such as https://care.example, no query")
-    if any(c.isspace() for c in base_url):
-        raise InputError(f"--base-url {base_url!r}: no spaces allowed")
-    return base_url.rstrip("/")
+    Checked by calendars.http.check_base_url, the rule every channel's base URL follows. Plain
+    http stays allowed off loopback here: aftercal sends no secret to this address, it only
+    prints links to it (a clinic's own network may serve feeds without TLS).
+    """
+    return check_base_url(base_url, what="--base-url", example="https://care.example").rstrip("/")
 
 
 def feed_links(base_url: str, token: str) -> FeedLinks:
-    base = check_base_url(base_url)
+    base = feed_base_url(base_url)
     feed = f"{base}/f/{token}.ics"
     return FeedLinks(feed=feed, webcal=webcal_url(feed), page=f"{base}/f/{token}")

@@ -11,17 +11,18 @@ How it works:
   id), the event's UID, step key and content hash. `fetch` lists exactly one treatment's events
   with the `privateExtendedProperty` filter; events without aftercal's tags are never touched.
 * Writes go in batch requests to the Calendar batch endpoint. Parts that answer 403
-  rateLimitExceeded / 429 / 5xx are re-queued with jittered exponential backoff; an insert that
-  answers 409 (the id exists, even as a cancelled event) becomes an update that sets the event
-  back to `confirmed`; 404 / 410 on delete count as done.
+  rateLimitExceeded / userRateLimitExceeded, or a status calendars/http.py's `RetryPolicy` retries
+  (429, 500, 502, 503, 504), are re-queued after its backoff; an insert that answers 409 (the id
+  exists, even as a cancelled event) becomes an update that sets the event back to `confirmed`;
+  404 / 410 on delete count as done.
+* Many treatments at once: `GooglePublisher.publish_jobs` (calendars.base.BatchPublisher) lists
+  all of them in shared batch requests, then sends all their writes in shared batches; a
+  permanent error fails only the treatment it belongs to.
 * Redirects are never followed (httplib2 would follow any GET's, and a POST's 303/308, and take
   the answer of wherever it lands for the API's): a 3xx, for a whole request or a batch part, is
   a one-line error naming it, and the call it answered is not counted as done.
-* Credentials: a service-account or authorized-user JSON file (`--credentials` or
-  GOOGLE_APPLICATION_CREDENTIALS), else the token `aftercal google login` stored (JSON, 0600).
-  Reminders (popups) belong to the account that owns the calendar being read, so a service
-  account's events never ring a patient's phone unless they land in a calendar that the patient's
-  own account reads with its own reminders.
+* Sign-in, the stored token and key files live in calendars/gcal_auth.py; the calendars aftercal
+  creates (for the calendar.app.created scope) are remembered here, in the same config folder.
 
 googleapiclient, google-auth and httplib2 are imported inside the functions that need them.
 """
@@ -33,52 +34,67 @@ import contextlib
 import copy
 import dataclasses
 import hashlib
-import ipaddress
 import json
-import os
-import random
 import socket
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from calendars.base import ProgressCallback, RemoteEvent, SyncActions, SyncSummary, diff_plan
+from calendars.base import (
+    BatchProgressCallback,
+    BatchPublisher,
+    JobResult,
+    ProgressCallback,
+    Publisher,
+    PublishJob,
+    RemoteEvent,
+    SyncActions,
+    SyncSummary,
+    diff_plan,
+)
+from calendars.gcal_auth import (
+    SCOPE_EVENTS,
+    authorized_http,
+    config_dir,
+    ensure_config_dir,
+    key_file_from_env,
+    load_credentials,
+    new_http,
+    save_token,
+    sign_in_refused,
+)
+from calendars.http import (
+    LOOPBACK_NAMES,
+    Retryable,
+    RetryPolicy,
+    check_base_url,
+    is_loopback,
+    parse_retry_after,
+    require_https_unless_loopback,
+)
+from calendars.tags import GOOGLE_FORMAT, GOOGLE_HASH, GOOGLE_PLAN, GOOGLE_STEP, GOOGLE_UID
 from reminders.errors import AuthError, ChannelError, InputError, NotFoundError, TransientError
 from reminders.files import write_atomic
-from reminders.schedule import CarePlan, Reminder, treatment_tag
+from reminders.schedule import CarePlan, Reminder
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
 
 DEFAULT_ENDPOINT = "https://www.googleapis.com/"
 ENDPOINT_ENV = "AFTERCAL_GOOGLE_API_ENDPOINT"
-CONFIG_ENV = "AFTERCAL_CONFIG_DIR"
-SCOPE_EVENTS = "https://www.googleapis.com/auth/calendar.events"
-SCOPE_APP_CREATED = "https://www.googleapis.com/auth/calendar.app.created"
-TOKEN_FILE = "google-token.json"
 CALENDARS_FILE = "google-calendars.json"
 
-# Keys of extendedProperties.private (Google allows 44 characters per key).
-PROP_PLAN = "aftercalPlan"
-PROP_UID = "aftercalUid"
-PROP_STEP = "aftercalStep"
-PROP_HASH = "aftercalHash"
-PROP_FORMAT = "aftercalFormat"
 # Bump when the mapping to Google's JSON changes: every event is then rewritten once.
 BODY_FORMAT = "1"
 
 BATCH_SIZE = 50  # calls per batch request (Google accepts up to 1000; each call still counts)
-MAX_ATTEMPTS = 6  # rounds for parts that keep failing with a retryable error
-BACKOFF_BASE = 1.0  # seconds; doubled each round, full jitter, capped
-BACKOFF_CAP = 32.0
-HTTP_TIMEOUT = 60
-LOGIN_TIMEOUT = 300  # seconds to wait for the browser's redirect
+# Rounds for calls that keep failing with a retryable error; full-jitter backoff from 1 s, capped
+# at 32 s (also the longest Retry-After honoured).
+DEFAULT_RETRY = RetryPolicy(attempts=6, base_delay=1.0, max_delay=32.0)
 RETRYABLE_403 = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
-
-SERVICE_ACCOUNT_CATCH = (
-    "Reminders belong to the signed-in account: a service account's popups never ring the patient's phone."
-)
 
 
 # ---- ids, bodies ------------------------------------------------------------------------------------
@@ -90,7 +106,7 @@ def event_id(treatment_id: str, key: str) -> str:
     return base64.b32hexencode(digest).decode("ascii").lower()
 
 
-def _when(reminder_time: Any, zone: str) -> dict[str, str]:
+def _when(reminder_time: date | datetime, zone: str) -> dict[str, str]:
     if isinstance(reminder_time, datetime):
         return {"dateTime": reminder_time.isoformat(), "timeZone": zone}
     return {"date": reminder_time.isoformat()}
@@ -112,11 +128,11 @@ def event_body(plan: CarePlan, reminder: Reminder) -> dict[str, Any]:
         # No "sequence": Google raises it itself when times change and refuses a lower one (400).
         "extendedProperties": {
             "private": {
-                PROP_PLAN: plan.plan_tag,
-                PROP_UID: reminder.uid,
-                PROP_STEP: reminder.key,
-                PROP_HASH: reminder.content_hash(),
-                PROP_FORMAT: BODY_FORMAT,
+                GOOGLE_PLAN: plan.plan_tag,
+                GOOGLE_UID: reminder.uid,
+                GOOGLE_STEP: reminder.key,
+                GOOGLE_HASH: reminder.content_hash(),
+                GOOGLE_FORMAT: BODY_FORMAT,
             }
         },
     }
@@ -135,10 +151,10 @@ def event_body(plan: CarePlan, reminder: Reminder) -> dict[str, Any]:
 def remote_event(item: dict[str, Any], plan_tag: str) -> RemoteEvent | None:
     """An event resource as the diff sees it; None when it is not one of this plan's events."""
     private = (item.get("extendedProperties") or {}).get("private") or {}
-    uid = private.get(PROP_UID)
-    if not uid or private.get(PROP_PLAN) != plan_tag:
+    uid = private.get(GOOGLE_UID)
+    if not uid or private.get(GOOGLE_PLAN) != plan_tag:
         return None
-    content_hash = private.get(PROP_HASH) if private.get(PROP_FORMAT) == BODY_FORMAT else None
+    content_hash = private.get(GOOGLE_HASH) if private.get(GOOGLE_FORMAT) == BODY_FORMAT else None
     return RemoteEvent(
         uid=uid,
         content_hash=content_hash,
@@ -148,157 +164,19 @@ def remote_event(item: dict[str, Any], plan_tag: str) -> RemoteEvent | None:
     )
 
 
-# ---- endpoint, config dir, credentials ---------------------------------------------------------------
+# ---- endpoint ----------------------------------------------------------------------------------------
 
 
 def normalize_endpoint(url: str | None) -> str:
-    """The API base URL with a trailing slash; Google's own when none is given."""
+    """The API base URL with a trailing slash; Google's own when none is given.
+
+    Checked by calendars/http.py's one rule: the OAuth bearer token travels with every request,
+    so plain http is allowed only to loopback.
+    """
     url = (url or "").strip() or DEFAULT_ENDPOINT
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise InputError("--api-endpoint is not a valid URL; use one such as https://www.googleapis.com/") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"--api-endpoint {url!r}: use an http(s) URL such as https://www.googleapis.com/")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise InputError("--api-endpoint: give a plain base URL, without credentials, query or fragment")
-    if parts.scheme == "http" and not is_loopback(url):
-        # The OAuth bearer token travels with every request: never in clear over a network.
-        raise InputError("--api-endpoint must use https:// (plain http only on this machine)")
-    return url if url.endswith("/") else url + "/"
-
-
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def config_dir() -> Path:
-    """aftercal's config folder: $AFTERCAL_CONFIG_DIR, else the platform's user config dir."""
-    override = os.environ.get(CONFIG_ENV, "").strip()
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("aftercal", appauthor=False))
-
-
-def token_path() -> Path:
-    return config_dir() / TOKEN_FILE
-
-
-def _ensure_config_dir() -> Path:
-    folder = config_dir()
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ChannelError(f"cannot create config folder {folder}: {exc.strerror or exc}") from None
-    return folder
-
-
-def save_token(credentials: Any) -> Path:
-    """Store user credentials as JSON (never pickle), atomically, readable by the owner only."""
-    _ensure_config_dir()
-    path = token_path()
-    write_atomic(path, credentials.to_json().encode("utf-8"), mode=0o600)
-    return path
-
-
-def login(client_secrets: Path, *, app_created: bool = False, open_browser: bool = True, port: int = 0) -> Path:
-    """OAuth installed-app flow: a browser consent, a redirect to a local port, a stored token."""
-    from google_auth_oauthlib.flow import InstalledAppFlow
-
-    scopes = [SCOPE_APP_CREATED] if app_created else [SCOPE_EVENTS]
-    try:
-        flow = InstalledAppFlow.from_client_secrets_file(str(client_secrets), scopes=scopes)
-    except FileNotFoundError:
-        raise InputError(f"cannot read {client_secrets}: no such file") from None
-    except (ValueError, KeyError, AttributeError, TypeError, OSError):
-        raise InputError(
-            f"{client_secrets} is not an OAuth client file: download the JSON of a 'Desktop app' OAuth client"
-        ) from None
-    try:
-        credentials = flow.run_local_server(port=port, open_browser=open_browser, timeout_seconds=LOGIN_TIMEOUT)
-    except Exception as exc:  # oauthlib raises many kinds; none may leak a secret
-        raise AuthError(f"Google sign-in failed ({type(exc).__name__}); run `aftercal google login` again") from None
-    finally:
-        flow.oauth2session.close()
-    return save_token(credentials)
-
-
-def _http() -> Any:
-    import httplib2  # type: ignore[import-untyped]
-
-    http = httplib2.Http(timeout=HTTP_TIMEOUT)
-    # The Calendar API never redirects. Followed, a 303'd batch POST became a GET whose 200 was
-    # taken for the batch's answer, and a redirected list's `{}` for "no events": a 3xx must
-    # surface as itself (googleapiclient raises HttpError for it).
-    http.follow_redirects = False
-    return http
-
-
-def load_credentials(credentials_file: Path | None, scopes: list[str]) -> Any:
-    """Credentials from a key file (argument or GOOGLE_APPLICATION_CREDENTIALS) or the stored token."""
-    env_file = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
-    source = credentials_file or (Path(env_file) if env_file else None)
-    if source is not None:
-        return _credentials_from_file(source, scopes)
-    path = token_path()
-    if not path.is_file():
-        raise AuthError("not signed in to Google: run `aftercal google login --client-secrets client_secret.json`")
-    from google.oauth2.credentials import Credentials
-
-    try:
-        credentials = Credentials.from_authorized_user_file(str(path))  # type: ignore[no-untyped-call]
-    except (ValueError, KeyError, json.JSONDecodeError, OSError):
-        raise AuthError(f"{path} is not a valid token: run `aftercal google login` again") from None
-    if not credentials.valid:
-        _refresh(credentials)
-        save_token(credentials)
-    return credentials
-
-
-def _credentials_from_file(source: Path, scopes: list[str]) -> Any:
-    try:
-        info = json.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"cannot read credentials file {source}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError(f"{source} is not a JSON key file") from None
-    kind = info.get("type") if isinstance(info, dict) else None
-    try:
-        if kind == "service_account":
-            from google.oauth2 import service_account
-
-            return service_account.Credentials.from_service_account_info(info, scopes=scopes)  # type: ignore[no-untyped-call]
-        if kind == "authorized_user":
-            from google.oauth2.credentials import Credentials
-
-            return Credentials.from_authorized_user_info(info, scopes=scopes)  # type: ignore[no-untyped-call]
-    except (ValueError, KeyError):
-        raise InputError(f"{source}: incomplete {kind} key file") from None
-    raise InputError(f"{source}: expected a service_account or authorized_user key file, found type {kind!r}")
-
-
-def _refresh(credentials: Any) -> None:
-    import google.auth.exceptions
-    import google_auth_httplib2  # type: ignore[import-untyped]
-
-    http = _http()
-    try:
-        credentials.refresh(google_auth_httplib2.Request(http))
-    except google.auth.exceptions.RefreshError:
-        raise _sign_in_refused() from None
-    except (google.auth.exceptions.TransportError, OSError) as exc:
-        raise TransientError(f"cannot reach Google to refresh the sign-in ({type(exc).__name__})") from None
-    finally:
-        http.close()
+    text = check_base_url(url, what="--api-endpoint", example=DEFAULT_ENDPOINT)
+    require_https_unless_loopback(text, what="--api-endpoint", secret="the sign-in token")
+    return text if text.endswith("/") else text + "/"
 
 
 # ---- errors ------------------------------------------------------------------------------------------
@@ -347,12 +225,6 @@ def _failure(exc: BaseException, method: str = "") -> _Failure:
     return _Failure(status, reason, (message or str(exc.resp.reason or "")).splitlines()[0][:200])
 
 
-def _retryable(failure: _Failure) -> bool:
-    if failure.status == 0 or failure.status == 429 or failure.status >= 500:
-        return True
-    return failure.status == 403 and failure.reason in RETRYABLE_403
-
-
 def _redirect_error(failure: _Failure) -> ChannelError:
     """A 3xx: name the request and where it pointed (a redirected write did not happen)."""
     parts = urlsplit(failure.uri)
@@ -383,16 +255,9 @@ def _permanent_error(failure: _Failure, what: str, calendar_id: str) -> ChannelE
     return ChannelError(f"Google answered {detail} while trying to {what}")
 
 
-def _sign_in_refused() -> AuthError:
-    return AuthError(
-        "Google refused the stored sign-in (expired or revoked; apps in 'Testing' status expire after "
-        "7 days): run `aftercal google login` again"
-    )
-
-
 def _transport_errors() -> tuple[type[BaseException], ...]:
     import google.auth.exceptions
-    import httplib2
+    import httplib2  # type: ignore[import-untyped]
 
     # google.auth's TransportError: a token refresh in the middle of a call could not reach Google.
     return (httplib2.HttpLib2Error, OSError, socket.timeout, google.auth.exceptions.TransportError)
@@ -414,6 +279,11 @@ class _Op:
     plan_tag: str = ""  # list calls: whose events
     page: str | None = None  # list calls: page token
     hops: int = 0  # insert -> update -> insert conversions, bounded
+    job: str = ""  # label of the job (treatment), for progress
+
+
+# What a finished write is reported as to a progress callback (the verbs CalDAV reports too).
+_PROGRESS_ACTION = {"created": "create", "updated": "update", "deleted": "delete"}
 
 
 @dataclass
@@ -424,30 +294,12 @@ class RequestStats:
     api_calls: int = 0
 
 
-@dataclass
-class Job:
-    """One treatment for `GooglePublisher.sync_many`: publish `plan`, or unpublish when plan is None."""
-
-    label: str
-    calendar_id: str
-    plan: CarePlan | None
-    treatment_id: str
-
-    @property
-    def plan_tag(self) -> str:
-        return self.plan.plan_tag if self.plan is not None else treatment_tag(self.treatment_id)
-
-
-@dataclass
-class JobResult:
-    job: Job
-    actions: SyncActions | None = None
-    summary: SyncSummary = field(default_factory=SyncSummary)
-    error: ChannelError | None = None
-
-
 class GooglePublisher:
-    """Publisher (calendars.base) for one Google calendar, plus `sync_many` for a day's treatments."""
+    """`Publisher` for one Google calendar and `BatchPublisher` for a day's treatments (calendars.base).
+
+    `service` is a googleapiclient Calendar v3 resource (untyped library); `retry` decides how
+    often and how long to wait (DEFAULT_RETRY: 6 attempts, 1 s doubling to 32 s).
+    """
 
     name = "google"
 
@@ -458,18 +310,14 @@ class GooglePublisher:
         calendar_id: str = "primary",
         batch_uri: str,
         batch_size: int = BATCH_SIZE,
-        max_attempts: int = MAX_ATTEMPTS,
-        backoff_base: float | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        credentials: Any = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        credentials: Credentials | None = None,
     ) -> None:
         self.service = service
         self.calendar_id = calendar_id
         self.batch_uri = batch_uri
         self.batch_size = max(1, min(batch_size, 1000))
-        self.max_attempts = max(1, max_attempts)
-        self.backoff_base = BACKOFF_BASE if backoff_base is None else backoff_base
-        self.sleep = sleep
+        self.retry = retry
         self.credentials = credentials
         self.stats = RequestStats()
         # The access token as loaded from aftercal's token file (None: credentials from elsewhere).
@@ -489,7 +337,10 @@ class GooglePublisher:
         try:
             credentials = self.credentials
             if self.stored_token is not None and credentials is not None and credentials.token != self.stored_token:
-                save_token(credentials)
+                from google.oauth2.credentials import Credentials as UserCredentials
+
+                if isinstance(credentials, UserCredentials):  # only a user's token is ever stored
+                    save_token(credentials)
                 self.stored_token = credentials.token
         finally:
             self.service.close()
@@ -508,40 +359,47 @@ class GooglePublisher:
 
     # -- single requests with retries --
 
-    def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
-        delay = random.uniform(0, min(BACKOFF_CAP, self.backoff_base * (2**attempt)))  # jitter, not crypto
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, BACKOFF_CAP))
-        self.sleep(delay)
+    def _retryable(self, failure: _Failure) -> bool:
+        """Transport errors (status 0), the policy's statuses, and Google's 403 rate limits."""
+        if failure.status == 0 or self.retry.is_retryable(failure.status):
+            return True
+        return failure.status == 403 and failure.reason in RETRYABLE_403
 
     def _execute(self, request: Any, what: str) -> Any:
-        """One API call, retried with jittered backoff on 429 / 5xx / 403 rate limits / network errors."""
+        """One API call, retried by the policy on 429 / 5xx / 403 rate limits / network errors."""
         import google.auth.exceptions
         from googleapiclient.errors import HttpError
 
-        for attempt in range(self.max_attempts):
+        method = str(getattr(request, "method", "") or "")
+        last = _Failure(0, "", "")
+
+        def attempt() -> Any:
+            nonlocal last
             self.stats.http_requests += 1
             self.stats.api_calls += 1
             try:
                 return request.execute(num_retries=0)
             except google.auth.exceptions.RefreshError:
-                raise _sign_in_refused() from None
+                raise sign_in_refused() from None
             except (HttpError, *_transport_errors()) as exc:
-                failure = _failure(exc, str(getattr(request, "method", "") or ""))
-                if not _retryable(failure):
-                    raise _permanent_error(failure, what, self.calendar_id) from None
-                if attempt + 1 >= self.max_attempts:
-                    break
-                self._backoff(attempt, _retry_after(exc))
-        if failure.status == 0:
-            raise TransientError(
-                f"cannot reach the Calendar API to {what} ({failure.reason}, {self.max_attempts} attempts); "
-                "check the network (or --api-endpoint) and run the same command again"
+                last = _failure(exc, method)
+                retry_after = _retry_after(exc)
+            if not self._retryable(last):
+                raise _permanent_error(last, what, self.calendar_id)
+            raise Retryable(f"{last.status} {last.reason}", retry_after=retry_after)
+
+        def gave_up(_: Retryable) -> Exception:
+            if last.status == 0:
+                return TransientError(
+                    f"cannot reach the Calendar API to {what} ({last.reason}, {self.retry.attempts} attempts); "
+                    "check the network (or --api-endpoint) and run the same command again"
+                )
+            return TransientError(
+                f"Google kept failing while trying to {what} ({last.status} {last.reason}, "
+                f"{self.retry.attempts} attempts); run the same command again later"
             )
-        raise TransientError(
-            f"Google kept failing while trying to {what} ({failure.status} {failure.reason}, "
-            f"{self.max_attempts} attempts); run the same command again later"
-        )
+
+        return self.retry.call(attempt, gave_up=gave_up)
 
     # -- Publisher --
 
@@ -558,7 +416,7 @@ class GooglePublisher:
     def _list_request(self, calendar_id: str, plan_tag: str, page: str | None) -> Any:
         return self.events_api().list(
             calendarId=calendar_id,
-            privateExtendedProperty=f"{PROP_PLAN}={plan_tag}",
+            privateExtendedProperty=f"{GOOGLE_PLAN}={plan_tag}",
             showDeleted=True,
             maxResults=self.page_size,
             pageToken=page,
@@ -586,59 +444,93 @@ class GooglePublisher:
     ) -> SyncSummary:
         """Carry out `actions` in batch requests; safe to re-run after a failure at any point."""
         summary = SyncSummary(unchanged=len(actions.unchanged))
-        errors = self.run(self._write_ops(self.calendar_id, plan, actions, summary, 0), progress)
+        batch_progress: BatchProgressCallback | None = None
+        if progress is not None:
+            report = progress
+
+            def batch_progress(_job: str, action: str, key: str) -> None:
+                report(action, key)
+
+        errors = self.run(self._write_ops(self.calendar_id, plan, actions, summary, 0, ""), batch_progress)
         if errors:
             raise errors[0]
         return summary
 
     def _write_ops(
-        self, calendar_id: str, plan: CarePlan | None, actions: SyncActions, summary: SyncSummary, owner: int
+        self,
+        calendar_id: str,
+        plan: CarePlan | None,
+        actions: SyncActions,
+        summary: SyncSummary,
+        owner: int,
+        job: str,
     ) -> list[_Op]:
         ops: list[_Op] = []
         if plan is not None:
             for reminder in actions.create:
                 body = event_body(plan, reminder)
                 kind = "update" if (calendar_id, body["id"]) in self._cancelled_ids else "insert"
-                ops.append(_Op(kind, calendar_id, body["id"], body, "created", reminder.key, owner, summary))
+                ops.append(_Op(kind, calendar_id, body["id"], body, "created", reminder.key, owner, summary, job=job))
             for reminder, held in actions.update:
                 body = event_body(plan, reminder)
                 body["id"] = held.handle if isinstance(held.handle, str) and held.handle else body["id"]
-                ops.append(_Op("update", calendar_id, body["id"], body, "updated", reminder.key, owner, summary))
+                ops.append(
+                    _Op("update", calendar_id, body["id"], body, "updated", reminder.key, owner, summary, job=job)
+                )
         for held in actions.delete:
             if isinstance(held.handle, str) and held.handle:
-                ops.append(_Op("delete", calendar_id, held.handle, None, "deleted", held.uid, owner, summary))
+                ops.append(_Op("delete", calendar_id, held.handle, None, "deleted", held.uid, owner, summary, job=job))
         return ops
 
-    def sync_many(
-        self, jobs: list[Job], *, dry_run: bool = False, progress: ProgressCallback | None = None
+    # -- BatchPublisher --
+
+    def publish_jobs(
+        self,
+        jobs: Sequence[PublishJob],
+        *,
+        dry_run: bool = False,
+        progress: BatchProgressCallback | None = None,
     ) -> list[JobResult]:
         """Publish / unpublish many treatments with as few HTTP requests as Google allows.
 
         The lists of all treatments go in shared batch requests, then all their writes do. A
-        permanent error fails only the treatment it belongs to; the others go on.
+        permanent error fails only the treatment it belongs to; the others go on. A job's
+        calendar is a calendar id (None: this publisher's `calendar_id`).
         """
-        results = [JobResult(job) for job in jobs]
+        results = [JobResult(job.label) for job in jobs]
+        calendars = [job.calendar or self.calendar_id for job in jobs]
         remote: list[dict[str, RemoteEvent]] = [{} for _ in jobs]
-        lists = [_Op("list", job.calendar_id, owner=i, plan_tag=job.plan_tag) for i, job in enumerate(jobs)]
+        lists = [_Op("list", calendars[i], owner=i, plan_tag=job.plan_tag, job=job.label) for i, job in enumerate(jobs)]
         for owner, error in self.run(lists, None, remote=remote).items():
             results[owner].error = error
         writes: list[_Op] = []
-        for owner, result in enumerate(results):
+        for owner, (job, result) in enumerate(zip(jobs, results, strict=True)):
             if result.error is not None:
                 continue
-            job = result.job
-            result.actions = diff_plan(job.plan, remote[owner])
-            result.summary = SyncSummary(unchanged=len(result.actions.unchanged))
+            actions = diff_plan(job.plan, remote[owner])
+            result.actions = actions
+            result.summary = SyncSummary(unchanged=len(actions.unchanged))
             if not dry_run:
-                writes += self._write_ops(job.calendar_id, job.plan, result.actions, result.summary, owner)
+                writes += self._write_ops(calendars[owner], job.plan, actions, result.summary, owner, job.label)
         for owner, error in self.run(writes, progress).items():
             results[owner].error = error
         return results
 
+    def unpublish_jobs(
+        self,
+        treatment_ids: Sequence[str],
+        *,
+        calendar: str | None = None,
+        dry_run: bool = False,
+        progress: BatchProgressCallback | None = None,
+    ) -> list[JobResult]:
+        jobs = [PublishJob.unpublish(treatment_id, calendar) for treatment_id in treatment_ids]
+        return self.publish_jobs(jobs, dry_run=dry_run, progress=progress)
+
     def run(
         self,
         ops: Iterable[_Op],
-        progress: ProgressCallback | None = None,
+        progress: BatchProgressCallback | None = None,
         *,
         remote: list[dict[str, RemoteEvent]] | None = None,
     ) -> dict[int, ChannelError]:
@@ -669,14 +561,14 @@ class GooglePublisher:
                         self._done(op, progress)
                     elif follow is not None:
                         again.append(follow)
-                    elif _retryable(failure):
+                    elif self._retryable(failure):
                         retry.append(op)
                     elif op.owner not in errors:
                         what = "list events" if op.kind == "list" else f"{op.kind} event {op.label}"
                         errors[op.owner] = _permanent_error(failure, what, op.calendar_id)
             if retry:
                 attempt += 1
-                if attempt >= self.max_attempts:
+                if attempt >= self.retry.attempts:
                     for op in retry:
                         errors.setdefault(
                             op.owner,
@@ -689,17 +581,17 @@ class GooglePublisher:
                     # page): dropping them would report success for work never done.
                     retry = []
                 else:
-                    self._backoff(attempt - 1)
+                    self.retry.wait(attempt - 1)
             pending = again + retry
         return errors
 
-    def _done(self, op: _Op, progress: ProgressCallback | None) -> None:
+    def _done(self, op: _Op, progress: BatchProgressCallback | None) -> None:
         if op.summary is not None:
             setattr(op.summary, op.counts_as, getattr(op.summary, op.counts_as) + 1)
         if op.kind == "delete":
             self._cancelled_ids.add((op.calendar_id, op.event_id))
         if progress is not None:
-            progress(op.counts_as, op.label)
+            progress(op.job, _PROGRESS_ACTION.get(op.counts_as, op.counts_as), op.label)
 
     def _request(self, op: _Op) -> Any:
         events = self.events_api()
@@ -733,7 +625,7 @@ class GooglePublisher:
         try:
             batch.execute()
         except google.auth.exceptions.RefreshError:
-            raise _sign_in_refused() from None
+            raise sign_in_refused() from None
         except BatchError as exc:  # before HttpError: BatchError is one
             failure = _Failure(502, "badBatchResponse", str(getattr(exc, "reason", "") or "malformed batch answer"))
             return [(op, None, failure) for op in chunk]
@@ -759,7 +651,7 @@ class GooglePublisher:
         )
         calendar_id = str(created["id"])
         remembered[key] = calendar_id
-        _ensure_config_dir()
+        ensure_config_dir()
         write_atomic(config_dir() / CALENDARS_FILE, json.dumps(remembered, indent=2).encode(), mode=0o600)
         return calendar_id
 
@@ -774,12 +666,10 @@ def _load_calendars() -> dict[str, str]:
 
 
 def _retry_after(exc: BaseException) -> float | None:
+    """The Retry-After of an HttpError's answer, in seconds (calendars.http.parse_retry_after)."""
     resp = getattr(exc, "resp", None)
     value = resp.get("retry-after") if resp is not None and hasattr(resp, "get") else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return parse_retry_after(value if isinstance(value, str) else None)
 
 
 def _follow_up(op: _Op, failure: _Failure) -> _Op | str | None:
@@ -806,24 +696,27 @@ def connect(
     no_auth: bool = False,
     calendar_id: str = "primary",
     scopes: list[str] | None = None,
-    **options: Any,
+    batch_size: int = BATCH_SIZE,
+    retry: RetryPolicy = DEFAULT_RETRY,
 ) -> GooglePublisher:
-    """A publisher on the real client: Google's API, or a Calendar-v3-compatible endpoint."""
+    """A publisher on the real client: Google's API, or a Calendar-v3-compatible endpoint.
+
+    Credentials as calendars.gcal_auth.load_credentials finds them; `no_auth` sends none and is
+    refused unless the endpoint is on loopback (calendars.http.is_loopback).
+    """
     from googleapiclient.discovery import build
 
     base = normalize_endpoint(api_endpoint)
-    credentials = None
+    credentials: Credentials | None = None
     from_store = False
     if no_auth:
         if not is_loopback(base):
-            raise InputError("--no-auth is only allowed with an --api-endpoint on loopback (127.0.0.1, ::1, localhost)")
-        http = _http()
+            raise InputError(f"--no-auth is only allowed with an --api-endpoint on loopback ({LOOPBACK_NAMES})")
+        http = new_http()
     else:
-        import google_auth_httplib2
-
         credentials = load_credentials(credentials_file, scopes or [SCOPE_EVENTS])
-        from_store = credentials_file is None and not os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
-        http = google_auth_httplib2.AuthorizedHttp(credentials, http=_http())
+        from_store = credentials_file is None and key_file_from_env() is None
+        http = authorized_http(credentials)
     service = build(
         "calendar",
         "v3",
@@ -833,8 +726,18 @@ def connect(
         cache_discovery=False,
     )
     publisher = GooglePublisher(
-        service, calendar_id=calendar_id, batch_uri=base + "batch/calendar/v3", credentials=credentials, **options
+        service,
+        calendar_id=calendar_id,
+        batch_uri=base + "batch/calendar/v3",
+        batch_size=batch_size,
+        retry=retry,
+        credentials=credentials,
     )
     if from_store and credentials is not None:
         publisher.stored_token = credentials.token
     return publisher
+
+
+# Conformance with calendars.base, checked by mypy.
+_publisher_check: type[Publisher] = GooglePublisher
+_batch_check: type[BatchPublisher] = GooglePublisher

@@ -35,8 +35,10 @@ from urllib.parse import urlsplit
 
 from reminders import make_plan
 from reminders.errors import AftercalError, ChannelError, InputError
-from reminders.protocol import Protocol, load_protocol, parse_protocol
+from reminders.protocol import Protocol, load_protocol, parse_protocol, shipped_protocol_text
 from reminders.schedule import (
+    DEFAULT_MORNING,
+    DEFAULT_QUIET,
     CarePlan,
     Clinic,
     PlanOptions,
@@ -101,8 +103,8 @@ class StoredOptions:
     """What shapes a stored treatment's plan besides protocol, start and zone."""
 
     discreet: bool = False
-    morning: str = "09:00"
-    quiet: str = "21:00-08:00"  # HH:MM-HH:MM, or "off"
+    morning: str = DEFAULT_MORNING
+    quiet: str = DEFAULT_QUIET  # HH:MM-HH:MM, or "off"
     clinic_name: str | None = None
     clinic_phone: str | None = None
     clinic_url: str | None = None
@@ -552,12 +554,10 @@ class Store:
 
 def _protocol_text(protocol: str) -> str:
     """The protocol's TOML text (shipped or a clinic file), stored so feeds never read files."""
-    from importlib import resources
-
     text_name = str(protocol)
     if "/" in text_name or text_name.endswith(".toml"):
         return Path(text_name).read_text(encoding="utf-8")
-    return resources.files("content").joinpath(f"{text_name}.toml").read_text(encoding="utf-8")
+    return shipped_protocol_text(text_name)
 
 
 def _normal_start(text: str, plan: CarePlan) -> str:

@@ -1,11 +1,7 @@
-"""aftercal's core: treatment protocols and the schedule engine.
+"""aftercal's engine: treatment protocols and the schedule. It imports neither `calendars` nor `aftercal`.
 
-Library twin of `aftercal plan`::
-
-    from reminders import make_plan
-    from calendars.ics import render_ics
-    plan = make_plan("microneedling", "2026-11-24T10:00", "America/New_York", treatment_id="T-1001")
-    ics_bytes = render_ics(plan, stamp=datetime.now(UTC))
+`make_plan` turns (protocol, local start, IANA zone) into a CarePlan; the public API, with a
+twin of every command, is the `aftercal` package (`import aftercal`).
 """
 
 from __future__ import annotations

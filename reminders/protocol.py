@@ -1,7 +1,8 @@
 """Treatment protocols: TOML data files validated against the schema in content/SCHEMA.md.
 
-A protocol is looked up by name among the files shipped in the `content` package, or read from a
-path given by a clinic. Every validation error names the file, the step and the field.
+A protocol is looked up by name among the files shipped in the `reminders.content` package (the
+repository's `content/` folder, mapped there by pyproject.toml), or read from a path given by a
+clinic. Every validation error names the file, the step and the field.
 
 A clinic's file may extend another protocol (`extends = "microneedling"`): it inherits the base's
 seed items and steps and adds its own, so the shipped advice stays unchanged and the clinic's
@@ -38,6 +39,8 @@ MAX_PROTOCOL_BYTES = 1_000_000
 # Longest plausible aftercare: a year. Bounds keep a typo from producing a calendar in 2090.
 MAX_DAY = 366
 MAX_AFTER_MINUTES = MAX_DAY * 24 * 60
+# Where the shipped protocols live once installed (pyproject.toml maps the `content/` folder here).
+CONTENT_PACKAGE = "reminders.content"
 
 
 @dataclass(frozen=True)
@@ -119,8 +122,17 @@ def normalise_text(text: str) -> str:
 
 def shipped_protocols() -> list[str]:
     """Names of the protocols shipped inside the installed package."""
-    folder = resources.files("content")
+    folder = resources.files(CONTENT_PACKAGE)
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def shipped_protocol_text(name: str) -> str:
+    """The TOML text of a shipped protocol, by name (``microneedling``)."""
+    resource = resources.files(CONTENT_PACKAGE).joinpath(f"{name}.toml")
+    if not _SLUG.match(name) or not resource.is_file():
+        known = ", ".join(shipped_protocols()) or "none"
+        raise ProtocolError(name, f"unknown protocol (shipped: {known}; or give a path to a .toml file)")
+    return resource.read_text(encoding="utf-8")
 
 
 def load_protocol(name_or_path: str | Path) -> Protocol:
@@ -134,11 +146,7 @@ def _load(name_or_path: str | Path, *, depth: int) -> Protocol:
     if not looks_like_path:
         if not _SLUG.match(text_name):
             raise ProtocolError(text_name, "not a protocol name or a path to a .toml file")
-        resource = resources.files("content").joinpath(f"{text_name}.toml")
-        if not resource.is_file():
-            known = ", ".join(shipped_protocols()) or "none"
-            raise ProtocolError(text_name, f"unknown protocol (shipped: {known}; or give a path to a .toml file)")
-        return _parse(resource.read_text(encoding="utf-8"), f"{text_name}.toml", None, depth)
+        return _parse(shipped_protocol_text(text_name), f"{text_name}.toml", None, depth)
     path = Path(name_or_path)
     text = _read_protocol_file(path)
     return _parse(text, str(path), path.parent, depth)

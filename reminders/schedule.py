@@ -32,6 +32,9 @@ UID_DOMAIN = "aftercal"
 # Treatment starts outside these years are typos; the bounds also keep date arithmetic in range.
 MIN_YEAR = 1970
 MAX_YEAR = 2199
+# The defaults of --morning and --quiet, as typed (the feed store keeps them so); parsed further below.
+DEFAULT_MORNING = "09:00"
+DEFAULT_QUIET = "21:00-08:00"
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,8 @@ class Clinic:
 class QuietHours:
     """Local times between which no alarm fires; start > end wraps past midnight."""
 
-    start: time = time(21, 0)
-    end: time = time(8, 0)
+    start: time
+    end: time
 
     def contains(self, moment: time) -> bool:
         if self.start == self.end:
@@ -67,7 +70,7 @@ def parse_clock(value: str, flag: str) -> time:
     try:
         parsed = time.fromisoformat(value)
     except ValueError:
-        raise InputError(f"{flag} {value!r}: use HH:MM, e.g. 09:00") from None
+        raise InputError(f"{flag} {value!r}: use HH:MM, e.g. {DEFAULT_MORNING}") from None
     return parsed.replace(second=0, microsecond=0)
 
 
@@ -77,16 +80,20 @@ def parse_quiet_hours(value: str) -> QuietHours:
         return QuietHours(time(0), time(0))
     start, sep, end = value.partition("-")
     if not sep:
-        raise InputError(f"--quiet {value!r}: use HH:MM-HH:MM, e.g. 21:00-08:00, or off")
+        raise InputError(f"--quiet {value!r}: use HH:MM-HH:MM, e.g. {DEFAULT_QUIET}, or off")
     return QuietHours(parse_clock(start.strip(), "--quiet"), parse_clock(end.strip(), "--quiet"))
+
+
+DEFAULT_MORNING_TIME = parse_clock(DEFAULT_MORNING, "--morning")
+DEFAULT_QUIET_HOURS = parse_quiet_hours(DEFAULT_QUIET)
 
 
 @dataclass(frozen=True)
 class PlanOptions:
     """Everything besides the treatment itself that shapes a plan."""
 
-    morning: time = time(9, 0)
-    quiet: QuietHours = field(default_factory=QuietHours)
+    morning: time = DEFAULT_MORNING_TIME
+    quiet: QuietHours = DEFAULT_QUIET_HOURS
     discreet: bool = False
     patient_name: str | None = None
     clinic: Clinic = field(default_factory=Clinic)

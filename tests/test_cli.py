@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from aftercal.cli import app
 from reminders import load_protocol
-from reminders.cli import app
 from tests.helpers import events_by_uid
 
 runner = CliRunner()
@@ -130,14 +130,14 @@ def test_unwritable_output_leaves_nothing(tmp_path: Path) -> None:
 
 def test_real_process_has_no_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "reminders.cli", "plan", "microneedling", "--at", "nope", "--tz", "Asia/Tokyo"],
+        [sys.executable, "-m", "aftercal.cli", "plan", "microneedling", "--at", "nope", "--tz", "Asia/Tokyo"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 2
     expected = "aftercal: error: cannot read start 'nope': use local ISO time such as 2026-11-24T10:00"
     assert proc.stderr.strip() == expected
     debug = subprocess.run(
-        [sys.executable, "-m", "reminders.cli", "--debug", "plan", "microneedling", "--at", "nope", "--tz", "Japan"],
+        [sys.executable, "-m", "aftercal.cli", "--debug", "plan", "microneedling", "--at", "nope", "--tz", "Japan"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert debug.returncode != 0 and "StartTimeError" in debug.stderr
@@ -202,7 +202,7 @@ def test_missing_optional_dependency_names_the_extra() -> None:
         "import sys; sys.modules['caldav'] = None\n"
         "sys.argv = ['aftercal', 'publish', 'caldav', 'microneedling', '--at', '2099-11-24T10:00', '--tz', 'Japan',"
         " '--url', 'http://127.0.0.1:9/', '--user', 'u', '--calendar', 'c']\n"
-        "from reminders.cli import main\nmain()\n"
+        "from aftercal.cli import main\nmain()\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                           env={**os.environ, "AFTERCAL_CALDAV_PASSWORD": "x"})  # fmt: skip
@@ -225,7 +225,7 @@ def test_date_without_time_and_zone_hints() -> None:
 
 @pytest.mark.parametrize("value", ["-1", "nan", "soon"])
 def test_backoff_environment_is_checked(value: str) -> None:
-    from reminders.cli import env_seconds
+    from aftercal.publishing import env_seconds
     from reminders.errors import InputError
 
     os.environ["AFTERCAL_TEST_BACKOFF"] = value

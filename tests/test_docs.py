@@ -1,4 +1,4 @@
-"""The README stays true: its two commands, every command documented, help with examples."""
+"""The README stays true: its two commands, its library example, every command documented, help with examples."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from reminders.cli import app
+from aftercal.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -56,7 +56,7 @@ def test_plan_imports_no_channel_library() -> None:
         "import sys\n"
         "sys.argv = ['aftercal', 'plan', 'microneedling', '--at', '2026-11-24T10:00', '--tz', 'Asia/Tokyo',"
         " '-o', '-']\n"
-        "from reminders.cli import main\n"
+        "from aftercal.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in "
         "('caldav', 'googleapiclient', 'google_auth_oauthlib', 'uvicorn', 'starlette', 'psycopg', 'segno', "
@@ -65,3 +65,14 @@ def test_plan_imports_no_channel_library() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert re.search(r"HEAVY \[\]", proc.stderr), proc.stderr
+
+
+def test_readme_library_example_runs_with_one_import(tmp_path: Path) -> None:
+    section = README.split("## Library use", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 1
+    imports = [line for line in blocks[0].splitlines() if line.startswith(("import ", "from "))]
+    assert imports and all(re.match(r"(import aftercal$|from aftercal import )", line) for line in imports), imports
+    proc = subprocess.run([sys.executable, "-c", blocks[0]], capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "care.ics").read_bytes().startswith(b"BEGIN:VCALENDAR")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from reminders.cli import app
+from aftercal.cli import app
 from tests.helpers import events_by_uid, normalize_calendar
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

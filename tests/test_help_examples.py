@@ -35,7 +35,7 @@ from typing import Any
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from reminders.cli import app
+from aftercal.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent

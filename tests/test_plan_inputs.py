@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo, available_timezones
 import pytest
 from typer.testing import CliRunner
 
+from aftercal.cli import app
 from reminders import PlanOptions, QuietHours, load_protocol
-from reminders.cli import app
 from reminders.errors import InputError, ZoneError
 from reminders.schedule import build_plan, get_patient_zone
 from tests.helpers import events_by_uid
@@ -212,7 +212,7 @@ def test_a_start_in_the_past_is_a_warning_not_an_error(tmp_path: Path) -> None:
 
 def test_real_process_keeps_stdout_the_calendar_alone(tmp_path: Path) -> None:
     env = {**os.environ, "TZ": "Europe/Paris", "SOURCE_DATE_EPOCH": "1700000000"}
-    argv = [sys.executable, "-m", "reminders.cli", "plan", "microneedling", "--at", PAST, "-o", "-"]
+    argv = [sys.executable, "-m", "aftercal.cli", "plan", "microneedling", "--at", PAST, "-o", "-"]
     proc = subprocess.run(argv, capture_output=True, env=env, check=False, cwd=tmp_path)
     assert proc.returncode == 0
     explicit = subprocess.run([*argv, "--tz", "Europe/Paris"], capture_output=True, env=env, check=False)

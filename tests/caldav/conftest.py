@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from calendars.caldav import CalDavConnection, Password, RetryPolicy
+from calendars.caldav import CalDavConnection, Password
+from calendars.http import RetryPolicy
 
 USER = "clinic"
 PASSWORD = "s3cret-Pa55-word"  # tests assert it never appears in output

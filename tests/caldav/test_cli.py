@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from aftercal.cli import app
 from calendars.caldav import CalDavConnection, Password
 from reminders import make_plan
-from reminders.cli import app
 from tests.caldav.conftest import PASSWORD, USER, Server
 from tests.caldav.helpers import put_foreign, stored_events
 
@@ -191,6 +191,6 @@ def test_csv_batch_with_one_bad_row(run, radicale: Server, tmp_path: Path) -> No
 
 
 def test_cli_module_does_not_import_caldav() -> None:
-    code = "import sys, reminders.cli; print('caldav' in sys.modules, 'calendars.caldav' in sys.modules)"
+    code = "import sys, aftercal.cli; print('caldav' in sys.modules, 'calendars.caldav' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 
 from calendars.base import diff_plan, sync_plan, unpublish_treatment
-from calendars.caldav import CalDavPublisher, RetryPolicy, event_href
+from calendars.caldav import CalDavPublisher, event_href
+from calendars.http import RetryPolicy
 from reminders import make_plan
 from reminders.errors import ChannelError, NotFoundError, TransientError
 from reminders.schedule import CarePlan, treatment_tag

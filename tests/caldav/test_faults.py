@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from calendars.base import sync_plan, unpublish_treatment
-from calendars.caldav import CalDavConnection, CalDavPublisher, Password, RetryPolicy, resolve_password
+from calendars.caldav import CalDavConnection, CalDavPublisher, Password, resolve_password
+from calendars.http import RetryPolicy
 from reminders import make_plan
 from reminders.errors import AuthError, InputError, TransientError
 from tests.caldav.conftest import PASSWORD, USER, Server
@@ -184,10 +185,11 @@ def test_server_without_property_filters_gets_an_unfiltered_query(radicale: Serv
 
 
 def test_backoff_grows_and_is_capped() -> None:
+    # Full jitter (calendars/http.py): attempt n waits in [0, min(max_delay, base_delay * 2**n)].
+    highest = RetryPolicy(attempts=6, base_delay=0.5, max_delay=4.0, uniform=lambda low, high: high)
+    assert [highest.delay(n) for n in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
     policy = RetryPolicy(attempts=6, base_delay=0.5, max_delay=4.0)
-    delays = [policy.delay(n) for n in range(6)]
-    assert all(0.25 <= d <= 0.5 for d in delays[:1])
-    assert all(2.0 <= d <= 4.0 for d in delays[3:])
+    assert all(0 <= policy.delay(n) <= 4.0 for n in range(6))
     assert policy.delay(0, retry_after=100.0) == 4.0
 
 

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 from typer.testing import CliRunner
 
+from aftercal.cli import app
 from calendars.caldav import CalDavConnection, Password
-from reminders.cli import app
 from tests.caldav.conftest import PASSWORD, USER, Server
 from tests.caldav.test_cli import N_EVENTS, PUBLISH, calendar_url, events_on
 

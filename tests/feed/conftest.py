@@ -178,7 +178,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-AFTERCAL = [sys.executable, "-c", "from reminders.cli import main; main()"]
+AFTERCAL = [sys.executable, "-c", "from aftercal.cli import main; main()"]
 
 
 @dataclass

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from aftercal.cli import app
 from calendars.store import open_store
-from reminders.cli import app
 from tests.feed.conftest import links_from
 
 ADD = ["treatments", "add", "microneedling", "--at", "2026-11-24T10:00", "--tz", "Europe/Madrid", "--id", "T-1001"]
@@ -162,7 +162,7 @@ def test_serve_help_has_an_example() -> None:
 
 def test_cli_import_stays_light() -> None:
     code = (
-        "import sys, reminders.cli; "
+        "import sys, aftercal.cli; "
         "print(sorted(m for m in ('starlette', 'uvicorn', 'psycopg', 'segno', 'platformdirs') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

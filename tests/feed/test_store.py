@@ -145,7 +145,7 @@ def test_protocol_text_is_stored_with_the_treatment(store: Store, tmp_path: Path
     from importlib import resources
 
     own = tmp_path / "own.toml"
-    own.write_text(resources.files("content").joinpath("microneedling.toml").read_text(encoding="utf-8"))
+    own.write_text(resources.files("reminders.content").joinpath("microneedling.toml").read_text(encoding="utf-8"))
     store.add(str(own), "2026-11-24T10:00", "Europe/Madrid", "T-own", store_module.StoredOptions(discreet=True))
     own.unlink()  # the feed must not depend on the file any more
     plan = store.get("T-own").plan()

@@ -35,7 +35,7 @@ CHROMIUM_ARGS = [
 ]
 # The installed console script, or the same entry point through this interpreter.
 _SCRIPT = Path(sys.executable).parent / "aftercal"
-AFTERCAL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-c", "from reminders.cli import main; main()"]
+AFTERCAL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-c", "from aftercal.cli import main; main()"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from calendars.gcal import GooglePublisher, connect
+from calendars.gcal import DEFAULT_RETRY, GooglePublisher, connect
+from calendars.http import RetryPolicy
 from reminders import make_plan
 from reminders.schedule import CarePlan, PlanOptions
 from tests.google.standin import CalendarStandin
@@ -30,18 +32,28 @@ def sleeps() -> list[float]:
 
 
 @pytest.fixture
-def publisher(standin: CalendarStandin, sleeps: list[float]) -> Iterator[GooglePublisher]:
-    with connect(api_endpoint=standin.url, no_auth=True, sleep=sleeps.append) as client:
+def retry(sleeps: list[float]) -> RetryPolicy:
+    """The channel's own retry policy, recording its waits in `sleeps` instead of sleeping."""
+    return dataclasses.replace(DEFAULT_RETRY, sleep=sleeps.append)
+
+
+@pytest.fixture
+def publisher(standin: CalendarStandin, retry: RetryPolicy) -> Iterator[GooglePublisher]:
+    with connect(api_endpoint=standin.url, no_auth=True, retry=retry) as client:
         yield client
 
 
 @pytest.fixture
-def new_publisher(standin: CalendarStandin, sleeps: list[float]) -> Iterator[Callable[..., GooglePublisher]]:
-    """A fresh client (no memory of earlier runs), as a new `aftercal` process would be."""
+def new_publisher(standin: CalendarStandin, retry: RetryPolicy) -> Iterator[Callable[..., GooglePublisher]]:
+    """A fresh client (no memory of earlier runs), as a new `aftercal` process would be.
+
+    `attempts=N` changes the retry policy's attempts; other options go to `connect`.
+    """
     made: list[GooglePublisher] = []
 
-    def make(**options: object) -> GooglePublisher:
-        client = connect(api_endpoint=standin.url, no_auth=True, sleep=sleeps.append, **options)  # type: ignore[arg-type]
+    def make(attempts: int | None = None, **options: object) -> GooglePublisher:
+        policy = retry if attempts is None else dataclasses.replace(retry, attempts=attempts)
+        client = connect(api_endpoint=standin.url, no_auth=True, retry=policy, **options)  # type: ignore[arg-type]
         made.append(client)
         return client
 

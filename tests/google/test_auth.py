@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
 import threading
@@ -15,14 +16,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
+from aftercal.cli import app
 from calendars.base import sync_plan
-from calendars.gcal import SCOPE_EVENTS, connect, token_path
-from reminders.cli import app
+from calendars.gcal import DEFAULT_RETRY, connect
+from calendars.gcal_auth import SCOPE_EVENTS, token_path
 from reminders.errors import AuthError, InputError
 from reminders.schedule import CarePlan
 from tests.google.standin import CalendarStandin
 
 START = ["microneedling", "--at", "2026-11-24T10:00", "--tz", "America/Chicago", "--id", "T-1"]
+NO_WAIT = dataclasses.replace(DEFAULT_RETRY, sleep=lambda _s: None)
 
 
 def run(*args: str) -> Any:
@@ -132,7 +135,7 @@ def test_expired_token_is_refreshed_and_stored_again(standin: CalendarStandin, c
     standin.token = "server-side-token"
     write_token(token_path(), standin, token="old-token", refresh="r1", expiry="2020-01-01T00:00:00Z")
 
-    with connect(api_endpoint=standin.url, sleep=lambda _s: None) as client:
+    with connect(api_endpoint=standin.url, retry=NO_WAIT) as client:
         _, summary = sync_plan(client, plan_for())
 
     assert summary.created == len(plan_for().reminders)
@@ -151,7 +154,7 @@ def test_token_refused_mid_run_is_refreshed_and_stored(
     write_token(token_path(), standin, token="stale-token", refresh="r1", expiry="2999-01-01T00:00:00Z")
     plan: CarePlan = plan_for()
 
-    with connect(api_endpoint=standin.url, sleep=lambda _s: None) as client:
+    with connect(api_endpoint=standin.url, retry=NO_WAIT) as client:
         _, summary = sync_plan(client, plan)
 
     assert summary.created == len(plan.reminders)

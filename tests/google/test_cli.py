@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from calendars.gcal import PROP_UID, event_id
+from aftercal.cli import app
+from calendars.gcal import event_id
+from calendars.tags import GOOGLE_UID
 from reminders import make_plan
-from reminders.cli import app
 from tests.google.standin import CalendarStandin
 
 START = ["microneedling", "--at", "2026-11-24T10:00", "--tz", "America/Chicago"]
@@ -151,7 +152,7 @@ def test_create_calendar_is_made_once_and_reused(standin: CalendarStandin) -> No
     assert code == 0, err
     created = [cid for cid in standin.calendars if cid != "primary"]
     assert len(created) == 1 and created[0] in err
-    assert {e["extendedProperties"]["private"][PROP_UID] for e in standin.events(created[0])}
+    assert {e["extendedProperties"]["private"][GOOGLE_UID] for e in standin.events(created[0])}
     code, out, _ = publish(standin, *START, "--id", "T-1", "--create-calendar", "Aftercare")
     assert code == 0 and "created 0" in out
     assert len(standin.calendars) == 2

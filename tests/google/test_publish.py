@@ -11,15 +11,10 @@ from typing import Any
 
 import pytest
 
-from calendars.base import diff_plan, sync_plan, unpublish_treatment
-from calendars.gcal import (
-    PROP_HASH,
-    PROP_PLAN,
-    PROP_UID,
-    GooglePublisher,
-    Job,
-    event_id,
-)
+from calendars.base import PublishJob, diff_plan, sync_plan, unpublish_treatment
+from calendars.gcal import GooglePublisher, event_id
+from calendars.http import RetryPolicy
+from calendars.tags import GOOGLE_HASH, GOOGLE_PLAN, GOOGLE_UID
 from reminders import make_plan
 from reminders.errors import AuthError, ChannelError, NotFoundError, TransientError
 from reminders.protocol import load_protocol
@@ -30,11 +25,11 @@ PlanFor = Callable[..., CarePlan]
 
 
 def by_uid(standin: CalendarStandin, calendar_id: str = "primary") -> dict[str, dict[str, Any]]:
-    return {e["extendedProperties"]["private"][PROP_UID]: e for e in standin.events(calendar_id) if _ours(e)}
+    return {e["extendedProperties"]["private"][GOOGLE_UID]: e for e in standin.events(calendar_id) if _ours(e)}
 
 
 def _ours(event: dict[str, Any]) -> bool:
-    return PROP_UID in ((event.get("extendedProperties") or {}).get("private") or {})
+    return GOOGLE_UID in ((event.get("extendedProperties") or {}).get("private") or {})
 
 
 def test_event_ids_are_deterministic_base32hex() -> None:
@@ -68,8 +63,8 @@ def test_first_publish_creates_every_event_in_one_batch(
         assert event["visibility"] == "private"
         assert event["status"] == "confirmed"
         private = event["extendedProperties"]["private"]
-        assert private[PROP_PLAN] == plan.plan_tag
-        assert private[PROP_HASH] == reminder.content_hash()
+        assert private[GOOGLE_PLAN] == plan.plan_tag
+        assert private[GOOGLE_HASH] == reminder.content_hash()
         assert event["reminders"]["useDefault"] is False
         if reminder.all_day:
             assert isinstance(reminder.start, date) and not isinstance(reminder.start, datetime)
@@ -270,7 +265,7 @@ def test_retries_are_bounded(
 ) -> None:
     standin.inject(429, method="POST", times=-1)
     with pytest.raises(TransientError, match="run the same command again later"):
-        sync_plan(new_publisher(max_attempts=3), plan_for())
+        sync_plan(new_publisher(attempts=3), plan_for())
     assert standin.batch_requests == 3
 
 
@@ -394,16 +389,16 @@ def test_patient_zone_and_dst_are_kept(standin: CalendarStandin, publisher: Goog
 # ---- many treatments at once (staff batches) ----------------------------------------------------
 
 
-def test_sync_many_shares_batch_requests(
+def test_publish_jobs_shares_batch_requests(
     standin: CalendarStandin, new_publisher: Callable[..., GooglePublisher], plan_for: PlanFor
 ) -> None:
     standin.add_calendar("room2@group.calendar.google.com", "Room 2")
     plans = [plan_for(f"T-{i}", at=f"2026-11-24T{9 + i:02d}:00") for i in range(5)]
-    jobs = [Job(p.treatment_id, "primary", p, p.treatment_id) for p in plans[:4]]
-    jobs.append(Job(plans[4].treatment_id, "room2@group.calendar.google.com", plans[4], plans[4].treatment_id))
+    jobs = [PublishJob.publish(p, "primary") for p in plans[:4]]
+    jobs.append(PublishJob.publish(plans[4], "room2@group.calendar.google.com"))
     total = sum(len(p.reminders) for p in plans)
 
-    results = new_publisher().sync_many(jobs)
+    results = new_publisher().publish_jobs(jobs)
 
     assert [r.error for r in results] == [None] * 5
     assert [r.summary.created for r in results] == [len(p.reminders) for p in plans]
@@ -413,54 +408,54 @@ def test_sync_many_shares_batch_requests(
     assert len(standin.events("room2@group.calendar.google.com")) == len(plans[4].reminders)
 
     standin.reset_counts()
-    again = new_publisher().sync_many(jobs)
+    again = new_publisher().publish_jobs(jobs)
     assert [r.summary.unchanged for r in again] == [len(p.reminders) for p in plans]
     assert standin.http_requests == 1 and standin.writes() == []
 
 
-def test_sync_many_isolates_a_failing_treatment(
+def test_publish_jobs_isolates_a_failing_treatment(
     standin: CalendarStandin, publisher: GooglePublisher, plan_for: PlanFor
 ) -> None:
     good, bad = plan_for("T-good"), plan_for("T-bad")
-    jobs = [Job("T-bad", "missing@example.com", bad, "T-bad"), Job("T-good", "primary", good, "T-good")]
+    jobs = [PublishJob.publish(bad, "missing@example.com"), PublishJob.publish(good)]
 
-    results = publisher.sync_many(jobs)
+    results = publisher.publish_jobs(jobs)
 
     assert isinstance(results[0].error, NotFoundError) and "missing@example.com" in str(results[0].error)
     assert results[1].error is None and results[1].summary.created == len(good.reminders)
 
 
-def test_sync_many_write_error_fails_only_its_treatment(
+def test_publish_jobs_write_error_fails_only_its_treatment(
     standin: CalendarStandin, publisher: GooglePublisher, plan_for: PlanFor
 ) -> None:
     first, second = plan_for("T-1"), plan_for("T-2")
     standin.inject(403, "forbidden", method="POST", after=3, times=1)  # the 4th insert: one of T-1's
 
-    results = publisher.sync_many([Job("T-1", "primary", first, "T-1"), Job("T-2", "primary", second, "T-2")])
+    results = publisher.publish_jobs([PublishJob.publish(first), PublishJob.publish(second)])
 
     assert isinstance(results[0].error, AuthError)
     assert results[0].summary.created == len(first.reminders) - 1
     assert results[1].error is None and results[1].summary.created == len(second.reminders)
 
 
-def test_sync_many_unpublish_dry_run_and_pages(
+def test_publish_jobs_unpublish_dry_run_and_pages(
     standin: CalendarStandin, publisher: GooglePublisher, plan_for: PlanFor
 ) -> None:
     plans = [plan_for(f"T-{i}") for i in range(3)]
-    publisher.sync_many([Job(p.treatment_id, "primary", p, p.treatment_id) for p in plans])
+    publisher.publish_jobs([PublishJob.publish(p) for p in plans])
     publisher.page_size = 4
-    removal = [Job(p.treatment_id, "primary", None, p.treatment_id) for p in plans[:2]]
+    removal = [p.treatment_id for p in plans[:2]]
     standin.reset_counts()
 
-    dry = publisher.sync_many(removal, dry_run=True)
+    dry = publisher.unpublish_jobs(removal, dry_run=True)
     assert [len(r.actions.delete) for r in dry if r.actions] == [len(p.reminders) for p in plans[:2]]
     assert standin.writes() == []
     # Every page after the first is fetched in a further shared batch.
     assert standin.http_requests == -(-len(plans[0].reminders) // 4)
 
-    done = publisher.sync_many(removal)
+    done = publisher.unpublish_jobs(removal, calendar="primary")
     assert [r.summary.deleted for r in done] == [len(p.reminders) for p in plans[:2]]
-    assert {e["extendedProperties"]["private"][PROP_PLAN] for e in standin.events()} == {plans[2].plan_tag}
+    assert {e["extendedProperties"]["private"][GOOGLE_PLAN] for e in standin.events()} == {plans[2].plan_tag}
 
 
 def test_follow_ups_after_the_last_retry_are_still_sent() -> None:
@@ -472,7 +467,8 @@ def test_follow_ups_after_the_last_retry_are_still_sent() -> None:
         def close(self) -> None:
             pass
 
-    publisher = GooglePublisher(NoService(), batch_uri="http://127.0.0.1/batch", max_attempts=2, sleep=lambda s: None)
+    no_wait = RetryPolicy(attempts=2, sleep=lambda s: None)
+    publisher = GooglePublisher(NoService(), batch_uri="http://127.0.0.1/batch", retry=no_wait)
     rounds = {"n": 0}
 
     def fake_batch(chunk: list[_Op]) -> list[tuple[_Op, dict[str, object] | None, _Failure | None]]:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 from typer.testing import CliRunner
 
-from reminders.cli import app
+from aftercal.cli import app
 from tests.google.standin import CalendarStandin
 
 REDIRECTS = [301, 302, 303, 307, 308]

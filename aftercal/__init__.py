@@ -1,0 +1,118 @@
+"""aftercal: a skin treatment's aftercare as calendar reminders, from Python.
+
+Every command of the `aftercal` command line has a twin here; the commands convert their
+arguments, call it and print. Nothing here prints::
+
+    import aftercal
+
+    plan = aftercal.make_plan("microneedling", "2026-11-24T10:00", "America/New_York", treatment_id="T-1001")
+    aftercal.write_plan(plan, "care.ics")
+
+The packages under it, whose arrows only point down (tests/test_architecture.py):
+
+    aftercal    this library and its command line (aftercal.cli, the only user of typer and rich)
+    calendars   the channels: iCalendar, CalDAV, Google Calendar, subscription feeds
+    reminders   the engine: protocols, the schedule, errors, appointments CSV, atomic files
+"""
+
+from __future__ import annotations
+
+from aftercal.feeds import (
+    NewLink,
+    add_treatment,
+    cancel_treatment,
+    feed_links,
+    get_treatment,
+    list_treatments,
+    reschedule_treatment,
+    revoke_link,
+    rotate_link,
+    serve_feeds,
+    treatment_options,
+)
+from aftercal.plans import (
+    PastStart,
+    SourceTrace,
+    TimelineRow,
+    check_protocol,
+    list_protocols,
+    machine_zone,
+    past_start,
+    plan_options,
+    render_plan,
+    timeline,
+    trace_protocol,
+    write_plan,
+)
+from aftercal.publishing import (
+    JobRow,
+    PublishEvents,
+    PublishRun,
+    google_login,
+    jobs_from_csv,
+    publish_caldav,
+    publish_google,
+    unpublish_caldav,
+    unpublish_google,
+)
+from calendars.base import JobResult, PublishJob, SyncActions, SyncSummary
+from reminders import make_plan
+from reminders.appointments import BadRow
+from reminders.errors import AftercalError, ChannelError, InputError, OutputError, ProtocolError, ZoneError
+from reminders.protocol import Protocol, Step, load_protocol
+from reminders.schedule import CarePlan, Clinic, PlanOptions, QuietHours, Reminder
+
+__all__ = [
+    "AftercalError",
+    "BadRow",
+    "CarePlan",
+    "ChannelError",
+    "Clinic",
+    "InputError",
+    "JobResult",
+    "JobRow",
+    "NewLink",
+    "OutputError",
+    "PastStart",
+    "PlanOptions",
+    "Protocol",
+    "ProtocolError",
+    "PublishEvents",
+    "PublishJob",
+    "PublishRun",
+    "QuietHours",
+    "Reminder",
+    "SourceTrace",
+    "Step",
+    "SyncActions",
+    "SyncSummary",
+    "TimelineRow",
+    "ZoneError",
+    "add_treatment",
+    "cancel_treatment",
+    "check_protocol",
+    "feed_links",
+    "get_treatment",
+    "google_login",
+    "jobs_from_csv",
+    "list_protocols",
+    "list_treatments",
+    "load_protocol",
+    "machine_zone",
+    "make_plan",
+    "past_start",
+    "plan_options",
+    "publish_caldav",
+    "publish_google",
+    "render_plan",
+    "reschedule_treatment",
+    "revoke_link",
+    "rotate_link",
+    "serve_feeds",
+    "timeline",
+    "trace_protocol",
+    "treatment_options",
+    "unpublish_caldav",
+    "unpublish_google",
+    "write_plan",
+]

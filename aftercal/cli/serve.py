@@ -1,0 +1,49 @@
+"""`aftercal serve`: every stored treatment's feed and landing page over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from aftercal import feeds
+from aftercal.cli.command import sub_app
+from aftercal.cli.options import DbOpt
+
+app = sub_app()
+
+
+@app.command()
+def serve(
+    db: DbOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8080,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            envvar="AFTERCAL_BASE_URL",
+            help="Public address behind a reverse proxy, used in the landing page's links (default: http://HOST:PORT).",
+        ),
+    ] = None,
+    cancelled_days: Annotated[
+        int, typer.Option("--cancelled-days", min=0, help="Days a cancelled treatment's feed shows cancelled events.")
+    ] = 30,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")
+    ] = "info",
+) -> None:
+    """Serve every stored treatment's subscription feed and landing page (uvicorn, until Ctrl-C).
+
+    Example:
+
+        aftercal serve --db clinic.db --host 127.0.0.1 --port 8080 --base-url https://care.example
+    """
+
+    def listening(address: str, public: str) -> None:
+        typer.echo(f"Serving feeds on {address} (links: {public})", err=True)
+
+    feeds.serve_feeds(
+        db, host=host, port=port, base_url=base_url, cancelled_days=cancelled_days, log_level=log_level,
+        on_listening=listening,
+    )  # fmt: skip

@@ -1,0 +1,203 @@
+"""Signing in to Google Calendar: OAuth login, the stored token, credentials from key files.
+
+* `login`: the OAuth installed-app flow (a browser consent, a redirect to a short-lived server on
+  localhost); the token is stored by `save_token`.
+* The token is JSON (never pickle) in `google-token.json` in aftercal's config folder
+  (`config_dir`: $AFTERCAL_CONFIG_DIR, else the platform's user config dir), written atomically
+  with mode 0600 in a 0700 folder, and stored again whenever it is refreshed.
+* `load_credentials`: a service-account or authorized-user JSON key file (`--credentials` or
+  GOOGLE_APPLICATION_CREDENTIALS), else the stored token, refreshed when expired. Reminders
+  (popups) belong to the account that owns the calendar being read, so a service account's events
+  never ring a patient's phone unless they land in a calendar the patient's own account reads.
+* `new_http` / `authorized_http`: the httplib2 transport every Google call uses, which never
+  follows a redirect.
+
+Messages never contain a token or a secret. google-auth, google-auth-oauthlib and httplib2 are
+imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reminders.errors import AuthError, ChannelError, InputError, TransientError
+from reminders.files import write_atomic
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials as AnyCredentials
+    from google.oauth2.credentials import Credentials as UserCredentials
+
+CONFIG_ENV = "AFTERCAL_CONFIG_DIR"
+KEY_FILE_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
+SCOPE_EVENTS = "https://www.googleapis.com/auth/calendar.events"
+SCOPE_APP_CREATED = "https://www.googleapis.com/auth/calendar.app.created"
+TOKEN_FILE = "google-token.json"
+HTTP_TIMEOUT = 60
+LOGIN_TIMEOUT = 300  # seconds to wait for the browser's redirect
+
+SERVICE_ACCOUNT_CATCH = (
+    "Reminders belong to the signed-in account: a service account's popups never ring the patient's phone."
+)
+
+
+# ---- where the token lives -------------------------------------------------------------------------
+
+
+def config_dir() -> Path:
+    """aftercal's config folder: $AFTERCAL_CONFIG_DIR, else the platform's user config dir."""
+    override = os.environ.get(CONFIG_ENV, "").strip()
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("aftercal", appauthor=False))
+
+
+def token_path() -> Path:
+    return config_dir() / TOKEN_FILE
+
+
+def ensure_config_dir() -> Path:
+    """The config folder, made (mode 0700) when missing."""
+    folder = config_dir()
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ChannelError(f"cannot create config folder {folder}: {exc.strerror or exc}") from None
+    return folder
+
+
+def save_token(credentials: UserCredentials) -> Path:
+    """Store user credentials as JSON (never pickle), atomically, readable by the owner only."""
+    ensure_config_dir()
+    path = token_path()
+    write_atomic(path, credentials.to_json().encode("utf-8"), mode=0o600)  # type: ignore[no-untyped-call]
+    return path
+
+
+# ---- signing in ----------------------------------------------------------------------------------------
+
+
+def login(client_secrets: Path, *, app_created: bool = False, open_browser: bool = True, port: int = 0) -> Path:
+    """OAuth installed-app flow: a browser consent, a redirect to a local port, a stored token."""
+    from google_auth_oauthlib.flow import InstalledAppFlow
+
+    scopes = [SCOPE_APP_CREATED] if app_created else [SCOPE_EVENTS]
+    try:
+        flow = InstalledAppFlow.from_client_secrets_file(str(client_secrets), scopes=scopes)
+    except FileNotFoundError:
+        raise InputError(f"cannot read {client_secrets}: no such file") from None
+    except (ValueError, KeyError, AttributeError, TypeError, OSError):
+        raise InputError(
+            f"{client_secrets} is not an OAuth client file: download the JSON of a 'Desktop app' OAuth client"
+        ) from None
+    try:
+        credentials = flow.run_local_server(port=port, open_browser=open_browser, timeout_seconds=LOGIN_TIMEOUT)
+    except Exception as exc:  # oauthlib raises many kinds; none may leak a secret
+        raise AuthError(f"Google sign-in failed ({type(exc).__name__}); run `aftercal google login` again") from None
+    finally:
+        flow.oauth2session.close()
+    return save_token(credentials)
+
+
+def sign_in_refused() -> AuthError:
+    return AuthError(
+        "Google refused the stored sign-in (expired or revoked; apps in 'Testing' status expire after "
+        "7 days): run `aftercal google login` again"
+    )
+
+
+# ---- credentials -----------------------------------------------------------------------------------------
+
+
+def key_file_from_env() -> Path | None:
+    """$GOOGLE_APPLICATION_CREDENTIALS as a path, if set."""
+    value = os.environ.get(KEY_FILE_ENV, "").strip()
+    return Path(value) if value else None
+
+
+def load_credentials(credentials_file: Path | None, scopes: list[str]) -> AnyCredentials:
+    """Credentials from a key file (argument or GOOGLE_APPLICATION_CREDENTIALS) or the stored token.
+
+    The stored token is refreshed (and stored again) when it has expired.
+    """
+    source = credentials_file or key_file_from_env()
+    if source is not None:
+        return _credentials_from_file(source, scopes)
+    path = token_path()
+    if not path.is_file():
+        raise AuthError("not signed in to Google: run `aftercal google login --client-secrets client_secret.json`")
+    from google.oauth2.credentials import Credentials
+
+    try:
+        credentials: UserCredentials = Credentials.from_authorized_user_file(str(path))  # type: ignore[no-untyped-call]
+    except (ValueError, KeyError, json.JSONDecodeError, OSError):
+        raise AuthError(f"{path} is not a valid token: run `aftercal google login` again") from None
+    if not credentials.valid:
+        _refresh(credentials)
+        save_token(credentials)
+    return credentials
+
+
+def _credentials_from_file(source: Path, scopes: list[str]) -> AnyCredentials:
+    try:
+        info = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"cannot read credentials file {source}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(f"{source} is not a JSON key file") from None
+    kind = info.get("type") if isinstance(info, dict) else None
+    try:
+        if kind == "service_account":
+            from google.oauth2 import service_account
+
+            account: AnyCredentials = service_account.Credentials.from_service_account_info(info, scopes=scopes)  # type: ignore[no-untyped-call]
+            return account
+        if kind == "authorized_user":
+            from google.oauth2.credentials import Credentials
+
+            user: AnyCredentials = Credentials.from_authorized_user_info(info, scopes=scopes)  # type: ignore[no-untyped-call]
+            return user
+    except (ValueError, KeyError):
+        raise InputError(f"{source}: incomplete {kind} key file") from None
+    raise InputError(f"{source}: expected a service_account or authorized_user key file, found type {kind!r}")
+
+
+def _refresh(credentials: AnyCredentials) -> None:
+    import google.auth.exceptions
+    import google_auth_httplib2  # type: ignore[import-untyped]
+
+    http = new_http()
+    try:
+        credentials.refresh(google_auth_httplib2.Request(http))  # type: ignore[no-untyped-call]
+    except google.auth.exceptions.RefreshError:
+        raise sign_in_refused() from None
+    except (google.auth.exceptions.TransportError, OSError) as exc:
+        raise TransientError(f"cannot reach Google to refresh the sign-in ({type(exc).__name__})") from None
+    finally:
+        http.close()
+
+
+# ---- transport -------------------------------------------------------------------------------------------
+
+
+def new_http() -> Any:
+    """An httplib2.Http (untyped library) that never follows redirects."""
+    import httplib2  # type: ignore[import-untyped]
+
+    http = httplib2.Http(timeout=HTTP_TIMEOUT)
+    # The Calendar API never redirects. Followed, a 303'd batch POST became a GET whose 200 was
+    # taken for the batch's answer, and a redirected list's `{}` for "no events": a 3xx must
+    # surface as itself (googleapiclient raises HttpError for it).
+    http.follow_redirects = False
+    return http
+
+
+def authorized_http(credentials: AnyCredentials) -> Any:
+    """`new_http()` that signs every request with `credentials` (refreshing them when needed)."""
+    import google_auth_httplib2
+
+    return google_auth_httplib2.AuthorizedHttp(credentials, http=new_http())
