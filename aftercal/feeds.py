@@ -18,15 +18,15 @@ from reminders.errors import InputError
 from reminders.schedule import DEFAULT_MORNING, DEFAULT_QUIET, get_patient_zone, parse_clock, parse_quiet_hours
 
 if TYPE_CHECKING:
-    from calendars.feed import FeedLinks
-    from calendars.store import Store, StoredOptions, Treatment
+    from calendars.feeds.app import FeedLinks
+    from calendars.feeds.store import Store, StoredOptions, Treatment
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 @contextmanager
 def _store(db: str | Path | None) -> Iterator[Store]:
-    from calendars.store import open_store
+    from calendars.feeds.store import open_store
 
     store = open_store(db)
     try:
@@ -47,7 +47,7 @@ def treatment_options(
     name_in_feed: bool = False,
 ) -> StoredOptions:
     """A stored treatment's plan options, checked; the patient's name reaches the feed only with name_in_feed."""
-    from calendars.store import StoredOptions
+    from calendars.feeds.store import StoredOptions
 
     if name_in_feed and not patient_name:
         raise InputError("--name-in-feed needs --patient-name")
@@ -84,7 +84,7 @@ def add_treatment(
     allow_fixed_zone: bool = False,
 ) -> NewLink:
     """Store a treatment (its protocol's text included, so its feed never reads files); returns its link."""
-    from calendars.store import StoredOptions
+    from calendars.feeds.store import StoredOptions
 
     with _store(db) as store:
         treatment, token = store.add(
@@ -136,35 +136,35 @@ def revoke_link(treatment_id: str, *, db: str | Path | None = None) -> Treatment
 
 def check_base_url(base_url: str) -> str:
     """The feed server's public address without its trailing slash; an InputError for anything but http(s)."""
-    from calendars.feed import feed_base_url
+    from calendars.feeds.app import feed_base_url
 
     return feed_base_url(base_url)
 
 
 def feed_links(base_url: str, token: str) -> FeedLinks:
     """A token's feed, webcal and page addresses on the server at `base_url`."""
-    from calendars.feed import feed_links
+    from calendars.feeds.app import feed_links
 
     return feed_links(base_url, token)
 
 
 def check_qr_file(path: str | Path | None) -> None:
     """Fail now, before a link is made, if its QR code could not be drawn (or written to `path`) later."""
-    from calendars.qr import preflight
+    from calendars.feeds.qr import preflight
 
     preflight(path)
 
 
 def qr_text(data: str) -> str:
     """The QR code of `data` drawn with block characters, for a terminal."""
-    from calendars.qr import qr_terminal
+    from calendars.feeds.qr import qr_terminal
 
     return qr_terminal(data)
 
 
 def write_qr(data: str, path: str | Path) -> None:
     """The QR code of `data` as an .svg or .png file (by its suffix)."""
-    from calendars.qr import write_qr
+    from calendars.feeds.qr import write_qr
 
     write_qr(data, path)
 
@@ -184,7 +184,7 @@ def serve_feeds(
     `on_listening(address, public_address)` is called once the checks passed, just before the
     server starts.
     """
-    from calendars.feed import check_can_listen, serve
+    from calendars.feeds.app import check_can_listen, serve
 
     if log_level.lower() not in LOG_LEVELS:
         raise InputError(f"--log-level {log_level!r}: use critical, error, warning, info or debug")

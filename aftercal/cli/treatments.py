@@ -14,7 +14,7 @@ from aftercal.cli.options import AllowFixedZoneOpt, AtOpt, DbOpt, PlanArgs, Prot
 from reminders.errors import InputError
 
 if TYPE_CHECKING:
-    from calendars.store import Treatment
+    from calendars.feeds.store import Treatment
 
 app = sub_app("The clinic's treatment store behind subscription feeds.")
 

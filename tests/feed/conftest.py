@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from calendars.store import Store, StoredOptions, open_store
+from calendars.feeds.store import Store, StoredOptions, open_store
 
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
@@ -142,7 +142,7 @@ def live_server() -> Iterator[Callable[..., LiveServer]]:
     """Factory: live_server(store_url, clock=..., cancelled_for=..., base_url=...)."""
     import uvicorn
 
-    from calendars.feed import create_app
+    from calendars.feeds.app import create_app
 
     started: list[LiveServer] = []
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aftercal.cli import app
-from calendars.store import open_store
+from calendars.feeds.store import open_store
 from tests.feed.conftest import links_from
 
 ADD = ["treatments", "add", "microneedling", "--at", "2026-11-24T10:00", "--tz", "Europe/Madrid", "--id", "T-1001"]

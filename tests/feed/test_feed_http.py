@@ -9,8 +9,8 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 import pytest
 
+from calendars.feeds.store import Store
 from calendars.ics import render_ics
-from calendars.store import Store
 from reminders import make_plan
 from reminders.schedule import PlanOptions
 from tests.feed.conftest import START, ZONE, FakeClock, LiveServer, add_treatment
@@ -230,7 +230,7 @@ def test_feed_and_page_do_not_expose_name_or_treatment_id(store: Store, store_ur
 def test_database_outage_is_a_503_without_details(tmp_path: object, live_server: Start) -> None:
     from pathlib import Path
 
-    from calendars.store import open_store
+    from calendars.feeds.store import open_store
 
     assert isinstance(tmp_path, Path)
     db = tmp_path / "gone.db"

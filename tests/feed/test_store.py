@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from calendars import store as store_module
-from calendars.store import SCHEMA_VERSION, Store, StoreError, hash_token, open_store
+from calendars.feeds import store as store_module
+from calendars.feeds.store import SCHEMA_VERSION, Store, StoreError, hash_token, open_store
 from reminders.errors import InputError, ProtocolError, StartTimeError, ZoneError
 from tests.feed.conftest import FakeClock, add_treatment
 
@@ -247,7 +247,7 @@ def test_unknown_and_revoked_tokens_take_the_same_path(store: Store, monkeypatch
 
 
 def test_the_store_refuses_fixed_zones_unless_allowed(store: Store) -> None:
-    from calendars.store import StoredOptions
+    from calendars.feeds.store import StoredOptions
 
     with pytest.raises(ZoneError, match="EST is a fixed offset"):
         store.add("microneedling", "2030-11-24T10:00", "EST", "T-fixed", StoredOptions())

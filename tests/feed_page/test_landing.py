@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from calendars.landing import render_landing_page
+from calendars.feeds.landing import render_landing_page
 from reminders import CarePlan, InputError, PlanOptions, make_plan
 
 from .conftest import ICS_URL, WEBCAL_URL

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from calendars.qr import PNG_SCALE, qr_terminal, write_qr
+from calendars.feeds.qr import PNG_SCALE, qr_terminal, write_qr
 from reminders.errors import InputError, OutputError
 
 from .qrtools import decode, png_size, read_png, read_svg, read_terminal
@@ -106,6 +106,6 @@ def test_empty_and_oversized_text_are_input_errors(tmp_path: Path) -> None:
 
 
 def test_importing_costs_no_segno() -> None:
-    code = "import sys, calendars.qr, calendars.landing; print('segno' in sys.modules)"
+    code = "import sys, calendars.feeds.qr, calendars.feeds.landing; print('segno' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -3,7 +3,7 @@
 Routes, and nothing else (other paths 404, other methods 405):
 
     GET|HEAD /f/<token>.ics   the care plan as text/calendar (`?download=1`: as an attachment)
-    GET|HEAD /f/<token>       the patient's landing page (calendars.landing)
+    GET|HEAD /f/<token>       the patient's landing page (calendars.feeds.landing)
 
 The database is the source of truth, so several processes can share one PostgreSQL database:
 every request looks the token's SHA-256 up (one indexed query, the same work for unknown,
@@ -38,9 +38,9 @@ from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from calendars.feeds.store import Store, StoreError, Treatment, open_store
 from calendars.http import check_base_url
 from calendars.ics import render_ics
-from calendars.store import Store, StoreError, Treatment, open_store
 from reminders.errors import InputError
 from reminders.schedule import CarePlan
 
@@ -260,7 +260,7 @@ class FeedApp:
         from starlette.concurrency import run_in_threadpool
         from starlette.responses import HTMLResponse
 
-        from calendars.landing import render_landing_page
+        from calendars.feeds.landing import render_landing_page
 
         token = request.path_params["token"]
         body = await self.body_for(token)
