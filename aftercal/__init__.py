@@ -59,13 +59,14 @@ from calendars.base import JobResult, PublishJob, SyncActions, SyncSummary
 from reminders import make_plan
 from reminders.appointments import BadRow
 from reminders.errors import AftercalError, ChannelError, InputError, OutputError, ProtocolError, ZoneError
-from reminders.protocol import Protocol, Step, load_protocol
+from reminders.protocol import CareProtocol, Step, load_protocol
 from reminders.schedule import CarePlan, Clinic, PlanOptions, QuietHours, Reminder
 
 __all__ = [
     "AftercalError",
     "BadRow",
     "CarePlan",
+    "CareProtocol",
     "ChannelError",
     "Clinic",
     "InputError",
@@ -75,7 +76,6 @@ __all__ = [
     "OutputError",
     "PastStart",
     "PlanOptions",
-    "Protocol",
     "ProtocolError",
     "PublishEvents",
     "PublishJob",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from reminders.errors import InputError, ZoneError
 from reminders.files import write_atomic
-from reminders.protocol import Protocol, Step, load_protocol, shipped_protocols
+from reminders.protocol import CareProtocol, Step, load_protocol, shipped_protocols
 from reminders.schedule import (
     DEFAULT_MORNING,
     DEFAULT_QUIET,
@@ -149,12 +149,12 @@ def past_start(plan: CarePlan, *, now: datetime | None = None) -> PastStart | No
     return PastStart(over, len(plan.reminders))
 
 
-def list_protocols() -> list[Protocol]:
+def list_protocols() -> list[CareProtocol]:
     """Every protocol shipped with aftercal, by name."""
     return [load_protocol(name) for name in shipped_protocols()]
 
 
-def check_protocol(name_or_path: str | Path) -> Protocol:
+def check_protocol(name_or_path: str | Path) -> CareProtocol:
     """Load and validate a protocol; also refuse a source item that no step carries."""
     proto = load_protocol(name_or_path)
     missing = proto.uncarried_seed_items()

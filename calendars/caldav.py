@@ -63,7 +63,16 @@ from calendars.http import (
 )
 from calendars.ics import render_event_ics
 from calendars.tags import ICAL_HASH, ICAL_PLAN
-from reminders.errors import AftercalError, AuthError, ChannelError, InputError, NotFoundError, TransientError
+from reminders.errors import (
+    AftercalError,
+    AuthError,
+    ChannelError,
+    ConflictError,
+    InputError,
+    NotFoundError,
+    RedirectError,
+    TransientError,
+)
 from reminders.schedule import CarePlan, Reminder
 
 PASSWORD_ENV = "AFTERCAL_CALDAV_PASSWORD"
@@ -157,17 +166,9 @@ def _netrc_password(path: Path, host: str, user: str, *, explicit: bool) -> str 
 # ---- the connection -------------------------------------------------------------------------------
 
 
-class ForeignEventConflict(ChannelError):
-    """The calendar holds an event with one of our UIDs that aftercal did not make for this treatment."""
-
-
-class RedirectRefused(ChannelError):
-    """The server answered a request aftercal does not follow redirects for (writes, calendar queries)."""
-
-
-def _redirect_refused(method: str, url: str, status: int, location: str | None, why: str) -> RedirectRefused:
+def _redirect_refused(method: str, url: str, status: int, location: str | None, why: str) -> RedirectError:
     target = strip_credentials(urljoin(url, location)) if location else "nowhere (no Location header)"
-    return RedirectRefused(
+    return RedirectError(
         f"the server answered {method} {strip_credentials(url)} with {status} redirect to {target}: {why}"
     )
 
@@ -285,7 +286,7 @@ class CalDavConnection:
     ) -> Any:
         """One request with retries on network errors, timeouts, 5xx and 429. Returns the response.
 
-        A redirect answering a write raises RedirectRefused (see `_refuse_redirected_writes`).
+        A redirect answering a write raises RedirectError (see `_refuse_redirected_writes`).
         A read's redirect is followed by hand when `follow_redirects` (discovery: same method and
         body, each hop checked by `secure_or_loopback`; `response.url` is where it ended), else refused.
         """
@@ -703,7 +704,7 @@ class CalDavPublisher:
         # 409 (Radicale) / 412 (Xandikos): the UID exists under another href. Look it up by UID.
         res = self._lookup_uid(reminder.uid)
         if res is None or res.plan_tag != plan.plan_tag:
-            raise ForeignEventConflict(
+            raise ConflictError(
                 f"event {reminder.key} of treatment {plan.treatment_id}: calendar {self.label!r} already holds an "
                 f"event with its UID that aftercal did not create for this treatment; left it alone"
             )
@@ -756,12 +757,12 @@ class CalDavPublisher:
         if actions.writes and self.calendar_url is None:
             raise NotFoundError(f"calendar {self.label!r} does not exist")
         tally = {"create": 0, "update": 0, "unchanged": 0}
-        conflicts: list[ForeignEventConflict] = []
+        conflicts: list[ConflictError] = []
         for reminder in actions.create:
             assert plan is not None
             try:
                 done = self._create(plan, reminder)
-            except ForeignEventConflict as conflict:
+            except ConflictError as conflict:
                 # Leave that one event alone but carry on: the rest of the plan must still converge.
                 conflicts.append(conflict)
                 continue

@@ -84,7 +84,6 @@ if TYPE_CHECKING:
     from google.auth.credentials import Credentials
 
 DEFAULT_ENDPOINT = "https://www.googleapis.com/"
-ENDPOINT_ENV = "AFTERCAL_GOOGLE_API_ENDPOINT"
 CALENDARS_FILE = "google-calendars.json"
 
 # Bump when the mapping to Google's JSON changes: every event is then rewritten once.

@@ -38,11 +38,6 @@ TOKEN_FILE = "google-token.json"
 HTTP_TIMEOUT = 60
 LOGIN_TIMEOUT = 300  # seconds to wait for the browser's redirect
 
-SERVICE_ACCOUNT_CATCH = (
-    "Reminders belong to the signed-in account: a service account's popups never ring the patient's phone."
-)
-
-
 # ---- where the token lives -------------------------------------------------------------------------
 
 

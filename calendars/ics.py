@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from icalendar import Alarm, Calendar, Event, vDuration, vText
 
+from calendars.tags import ICAL_HASH, ICAL_PLAN, ICAL_STEP
 from calendars.vtimezone import zone_component
 from reminders.schedule import CarePlan, Reminder
 
@@ -86,9 +87,9 @@ def reminder_event(
     event.add("class", "PRIVATE")
     if plan.options.clinic.url:
         event.add("url", plan.options.clinic.url)
-    event.add("x-aftercal-plan", plan.plan_tag)
-    event.add("x-aftercal-step", reminder.key)
-    event.add("x-aftercal-hash", reminder.content_hash())
+    event.add(ICAL_PLAN, plan.plan_tag)
+    event.add(ICAL_STEP, reminder.key)
+    event.add(ICAL_HASH, reminder.content_hash())
     if reminder.alarm_text and status != "CANCELLED":
         alarm = Alarm()
         alarm.add("action", "DISPLAY")

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from reminders.errors import AftercalError, InputError, ProtocolError, StartTimeError, ZoneError
-from reminders.protocol import Protocol, Step, load_protocol, shipped_protocols
+from reminders.protocol import CareProtocol, Step, load_protocol, shipped_protocols
 from reminders.schedule import (
     CarePlan,
     Clinic,
@@ -26,10 +26,10 @@ from reminders.schedule import (
 __all__ = [
     "AftercalError",
     "CarePlan",
+    "CareProtocol",
     "Clinic",
     "InputError",
     "PlanOptions",
-    "Protocol",
     "ProtocolError",
     "QuietHours",
     "Reminder",
@@ -44,7 +44,7 @@ __all__ = [
 
 
 def make_plan(
-    protocol: str | Path | Protocol,
+    protocol: str | Path | CareProtocol,
     at: str | datetime,
     tz: str,
     *,
@@ -57,7 +57,7 @@ def make_plan(
     `tz` is the patient's place (America/New_York); fixed offsets and abbreviations (EST, UTC,
     Etc/GMT+5) are refused unless `allow_fixed_zone` (see `get_patient_zone`).
     """
-    proto = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
+    proto = protocol if isinstance(protocol, CareProtocol) else load_protocol(protocol)
     zone = get_patient_zone(tz, allow_fixed=allow_fixed_zone)
     start = parse_start(at.isoformat() if isinstance(at, datetime) else at, zone)
     tid = treatment_id if treatment_id is not None else default_treatment_id(proto.id, start, zone)

@@ -4,12 +4,19 @@
     ├── InputError                the caller's input is wrong: exit code 2
     │   ├── ProtocolError         a protocol file is missing or invalid (names file, step, field)
     │   ├── ZoneError             an unknown IANA time zone
-    │   └── StartTimeError        a treatment start that cannot be read or does not exist
+    │   ├── StartTimeError        a treatment start that cannot be read or does not exist
+    │   └── UnknownTreatmentError no treatment with that id in the store
     ├── OutputError               an output file cannot be written (nothing was changed)
     └── ChannelError              a calendar channel failed (CalDAV, Google, feed): exit code 1
         ├── AuthError             credentials missing or refused
         ├── NotFoundError         calendar / collection / resource unknown to the server
-        └── TransientError        the server kept failing after bounded retries
+        ├── TransientError        the server kept failing after bounded retries
+        ├── ConflictError         a UID held by an event aftercal did not make for this treatment
+        ├── RedirectError         a server redirected a request aftercal never follows (writes)
+        └── StoreError            the treatment store cannot be opened or used
+
+Outside the tree on purpose: `calendars.http.Retryable` is control flow inside one retry loop
+(an attempt that deserves another); it never reaches a person.
 
 The CLI catches AftercalError once and prints `str(error)`; messages must therefore be one line,
 say what to do next, and never contain a secret.
@@ -71,3 +78,19 @@ class NotFoundError(ChannelError):
 
 class TransientError(ChannelError):
     """The server kept failing (network, timeout, 5xx, 429) after bounded retries."""
+
+
+class ConflictError(ChannelError):
+    """The calendar holds an event with one of our UIDs that aftercal did not make for this treatment."""
+
+
+class RedirectError(ChannelError):
+    """The server answered a request aftercal does not follow redirects for (writes, calendar queries)."""
+
+
+class StoreError(ChannelError):
+    """The treatment database cannot be opened or used."""
+
+
+class UnknownTreatmentError(InputError):
+    """No treatment with that id in the store."""

@@ -79,7 +79,7 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Protocol:
+class CareProtocol:
     """A validated treatment protocol."""
 
     id: str
@@ -135,12 +135,12 @@ def shipped_protocol_text(name: str) -> str:
     return resource.read_text(encoding="utf-8")
 
 
-def load_protocol(name_or_path: str | Path) -> Protocol:
+def load_protocol(name_or_path: str | Path) -> CareProtocol:
     """Load a shipped protocol by name (``microneedling``) or a clinic's own file by path."""
     return _load(name_or_path, depth=0)
 
 
-def _load(name_or_path: str | Path, *, depth: int) -> Protocol:
+def _load(name_or_path: str | Path, *, depth: int) -> CareProtocol:
     text_name = str(name_or_path)
     looks_like_path = isinstance(name_or_path, Path) or "/" in text_name or text_name.endswith(".toml")
     if not looks_like_path:
@@ -170,7 +170,7 @@ def _read_protocol_file(path: Path) -> str:
         raise ProtocolError(str(path), "not UTF-8 text") from None
 
 
-def parse_protocol(text: str, *, origin: str) -> Protocol:
+def parse_protocol(text: str, *, origin: str) -> CareProtocol:
     """Parse and validate protocol TOML text; `origin` names the file in errors.
 
     An `extends` naming a path is read relative to the current folder.
@@ -178,7 +178,7 @@ def parse_protocol(text: str, *, origin: str) -> Protocol:
     return _parse(text, origin, None, 0)
 
 
-def _parse(text: str, origin: str, folder: Path | None, depth: int) -> Protocol:
+def _parse(text: str, origin: str, folder: Path | None, depth: int) -> CareProtocol:
     # Files saved on Windows keep CRLF inside multi-line strings: one newline per line break.
     text = text.replace("\r\n", "\n")
     try:
@@ -186,7 +186,7 @@ def _parse(text: str, origin: str, folder: Path | None, depth: int) -> Protocol:
     except tomllib.TOMLDecodeError as exc:
         raise ProtocolError(origin, f"not valid TOML: {exc}") from None
     validator = _Validator(origin)
-    base: Protocol | None = None
+    base: CareProtocol | None = None
     head = data.get("protocol")
     extends = head.get("extends") if isinstance(head, dict) else None
     if extends is not None:
@@ -302,7 +302,7 @@ class _Validator:
         self.printable(text, step=None, field=f"{where}.text")
         return text.strip()
 
-    def protocol(self, data: dict[str, Any], base: Protocol | None = None) -> Protocol:
+    def protocol(self, data: dict[str, Any], base: CareProtocol | None = None) -> CareProtocol:
         head = self.table(data, "protocol")
         unknown = set(data) - {"protocol", "seed", "steps"}
         if unknown:
@@ -341,7 +341,7 @@ class _Validator:
             steps.append(step)
         name = self.text(head, "name", required=base is None) or (base.name if base else "")
         discreet_name = self.text(head, "discreet_name", required=False) or (base.discreet_name if base else "Reminder")
-        return Protocol(
+        return CareProtocol(
             id=pid,
             name=name,
             version=version,

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from reminders.errors import InputError, StartTimeError, ZoneError
-from reminders.protocol import Protocol, Step
+from reminders.protocol import CareProtocol, Step
 
 # Fixed namespace: UIDs must stay the same on every machine and every release.
 UID_NAMESPACE = uuid.UUID("6f1c7f0e-3b9a-4d8e-9a51-5f0c2d7b8e41")
@@ -138,7 +138,7 @@ class Reminder:
 class CarePlan:
     """A treatment's whole aftercare, ready for any channel."""
 
-    protocol: Protocol
+    protocol: CareProtocol
     treatment_id: str
     start: datetime  # aware, in `zone`
     zone: ZoneInfo
@@ -316,10 +316,6 @@ def exists(local: datetime) -> bool:
     return back.replace(tzinfo=None) == local.replace(tzinfo=None)
 
 
-def is_ambiguous(local: datetime) -> bool:
-    return local.replace(fold=0).utcoffset() != local.replace(fold=1).utcoffset() and exists(local)
-
-
 def wall_time(day: date, at: time, zone: ZoneInfo) -> datetime:
     """An aware datetime for a local date and time; a time in a DST gap moves forward by the gap."""
     local = datetime.combine(day, at, tzinfo=zone)
@@ -364,7 +360,7 @@ def localize_start(naive: datetime, zone: ZoneInfo) -> datetime:
 
 
 def build_plan(
-    protocol: Protocol,
+    protocol: CareProtocol,
     treatment_id: str,
     start: datetime,
     options: PlanOptions | None = None,
@@ -420,7 +416,7 @@ def _sort_instant(reminder: Reminder, zone: ZoneInfo) -> datetime:
 
 @dataclass
 class _Engine:
-    protocol: Protocol
+    protocol: CareProtocol
     treatment_id: str
     start: datetime
     zone: ZoneInfo

@@ -38,10 +38,10 @@ from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from calendars.feeds.store import Store, StoreError, Treatment, open_store
+from calendars.feeds.store import Store, Treatment, open_store
 from calendars.http import check_base_url
 from calendars.ics import render_ics
-from reminders.errors import InputError
+from reminders.errors import InputError, StoreError
 from reminders.schedule import CarePlan
 
 if TYPE_CHECKING:

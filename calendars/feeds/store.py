@@ -34,8 +34,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reminders import make_plan
-from reminders.errors import AftercalError, ChannelError, InputError
-from reminders.protocol import Protocol, load_protocol, parse_protocol, shipped_protocol_text
+from reminders.errors import AftercalError, InputError, StoreError, UnknownTreatmentError
+from reminders.protocol import CareProtocol, load_protocol, parse_protocol, shipped_protocol_text
 from reminders.schedule import (
     DEFAULT_MORNING,
     DEFAULT_QUIET,
@@ -55,14 +55,6 @@ ACTIVE = "active"
 CANCELLED = "cancelled"
 
 Clock = Callable[[], datetime]
-
-
-class StoreError(ChannelError):
-    """The treatment database cannot be opened or used."""
-
-
-class UnknownTreatmentError(InputError):
-    """No treatment with that id in the store."""
 
 
 def default_db_path() -> Path:
@@ -157,7 +149,7 @@ class Treatment:
     def cancelled(self) -> bool:
         return self.status == CANCELLED
 
-    def parsed_protocol(self) -> Protocol:
+    def parsed_protocol(self) -> CareProtocol:
         return parse_protocol(self.protocol_toml, origin=self.protocol)
 
     def plan(self) -> CarePlan:
@@ -471,10 +463,6 @@ class Store:
         if not rows:
             raise UnknownTreatmentError(f"no treatment {treatment_id!r} in the store (see `aftercal treatments list`)")
         return _row(rows[0])
-
-    def get_by_pk(self, pk: int) -> Treatment | None:
-        rows = self._query(f"SELECT {_COLUMNS} FROM treatments WHERE pk = ?", (pk,))
-        return _row(rows[0]) if rows else None
 
     def list(self) -> list[Treatment]:
         rows = self._query(f"SELECT {_COLUMNS} FROM treatments ORDER BY created_at, pk")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from calendars.feeds import store as store_module
-from calendars.feeds.store import SCHEMA_VERSION, Store, StoreError, hash_token, open_store
-from reminders.errors import InputError, ProtocolError, StartTimeError, ZoneError
+from calendars.feeds.store import SCHEMA_VERSION, Store, hash_token, open_store
+from reminders.errors import InputError, ProtocolError, StartTimeError, StoreError, ZoneError
 from tests.feed.conftest import FakeClock, add_treatment
 
 
