@@ -19,7 +19,7 @@ from aftercal.plans import now_stamp
 from calendars.base import JobResult, PublishJob, SyncSummary, sync_plan, unpublish_treatment
 from reminders import make_plan
 from reminders.appointments import BadRow, read_appointments
-from reminders.errors import AuthError, InputError
+from reminders.errors import AuthError, InputError, NotFoundError
 from reminders.schedule import CarePlan, PlanOptions
 
 if TYPE_CHECKING:  # the channels' client libraries load only when a run starts
@@ -241,7 +241,8 @@ def publish_google(
     plans: Iterable[PublishJob | CarePlan],
     *,
     calendar_id: str = "primary",
-    create_calendar: str | None = None,
+    calendar: str | None = None,
+    create_calendar: bool = False,
     credentials: Path | None = None,
     api_endpoint: str | None = None,
     no_auth: bool = False,
@@ -251,19 +252,29 @@ def publish_google(
 ) -> PublishRun:
     """Make Google calendars hold exactly each plan's events, in batch requests (idempotent).
 
-    `create_calendar` NAME publishes into a calendar of that name that aftercal creates and
-    reuses, instead of `calendar_id`; it needs only the narrow calendar.app.created scope.
-    `keep_going` as for `publish_caldav`.
+    `calendar` NAME publishes into the calendar of that name that aftercal created (instead of
+    `calendar_id`); `create_calendar` makes it when there is none, as for CalDAV. Such calendars
+    need only the narrow calendar.app.created scope. `keep_going` as for `publish_caldav`.
     """
+    if create_calendar and calendar is None:
+        raise InputError("--create-calendar needs --calendar NAME: the name of the calendar to make")
     events = events or PublishEvents()
     jobs = _jobs(plans)
     with connect_google(
-        credentials=credentials, api_endpoint=api_endpoint, no_auth=no_auth, app_created=create_calendar is not None
+        credentials=credentials, api_endpoint=api_endpoint, no_auth=no_auth, app_created=calendar is not None
     ) as client:
         first = next((job.plan for job in jobs if job.plan is not None), None)
-        if create_calendar is not None and first is not None:
-            made = None if dry_run else client.ensure_calendar(create_calendar, first.zone.key)
-            events.calendar_ready(create_calendar, made)
+        if calendar is not None and first is not None:
+            if create_calendar:
+                made = None if dry_run else client.ensure_calendar(calendar, first.zone.key)
+            else:
+                made = client.find_calendar(calendar)
+                if made is None:
+                    raise NotFoundError(
+                        f"aftercal has made no Google calendar named {calendar!r} here: add --create-calendar "
+                        "to make it, or give --calendar-id"
+                    )
+            events.calendar_ready(calendar, made)
             calendar_id = made or calendar_id
         jobs = _jobs(jobs, calendar_id)
         events.started(jobs)

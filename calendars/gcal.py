@@ -636,15 +636,22 @@ class GooglePublisher:
 
     # -- calendars (for calendar.app.created) --
 
-    def ensure_calendar(self, name: str, zone: str) -> str:
-        """Id of the calendar aftercal created under `name` (remembered in the config dir), or a new one."""
-        remembered = _load_calendars()
-        key = f"{self.batch_uri}|{name}"
-        known = remembered.get(key)
+    def find_calendar(self, name: str) -> str | None:
+        """Id of the calendar aftercal created under `name` (remembered in the config dir), if it still exists."""
+        known = _load_calendars().get(f"{self.batch_uri}|{name}")
         if known:
             with contextlib.suppress(NotFoundError):
                 self._execute(self.service.calendars().get(calendarId=known), "read the calendar")
                 return known
+        return None
+
+    def ensure_calendar(self, name: str, zone: str) -> str:
+        """Id of the calendar aftercal created under `name`, or a new one made now and remembered."""
+        known = self.find_calendar(name)
+        if known:
+            return known
+        remembered = _load_calendars()
+        key = f"{self.batch_uri}|{name}"
         created = self._execute(
             self.service.calendars().insert(body={"summary": name, "timeZone": zone}), "create a calendar"
         )

@@ -59,7 +59,7 @@ def google_login(
         typer.Option(
             "--app-created-only",
             help="Ask only for calendar.app.created: aftercal may then write only to calendars it creates "
-            "(publish with --create-calendar NAME); the default scope is calendar.events.",
+            "(publish with --calendar NAME --create-calendar); the default scope is calendar.events.",
         ),
     ] = False,
     no_browser: Annotated[
@@ -96,14 +96,17 @@ def publish_google(
     args: PlanArgs,
     from_csv: FromOpt = None,
     calendar_id: CalendarIdOpt = "primary",
-    create_calendar: Annotated[
+    calendar: Annotated[
         str | None,
         typer.Option(
-            "--create-calendar",
-            help="Publish into a calendar of this name that aftercal creates (and reuses on later runs); "
+            "--calendar",
+            help="Publish into the calendar of this name that aftercal made (instead of --calendar-id); "
             "works with the narrow calendar.app.created scope.",
         ),
     ] = None,
+    create_calendar: Annotated[
+        bool, typer.Option("--create-calendar", help="Make the --calendar when there is none (as for CalDAV).")
+    ] = False,
     credentials: CredentialsOpt = None,
     api_endpoint: EndpointOpt = None,
     no_auth: NoAuthOpt = False,
@@ -131,7 +134,7 @@ def publish_google(
     jobs, skipped = collect_jobs(protocol, at, args, from_csv)
     with Reporter(dry_run=dry_run) as reporter:
         run = publishing.publish_google(
-            jobs, calendar_id=calendar_id, create_calendar=create_calendar, credentials=credentials,
+            jobs, calendar_id=calendar_id, calendar=calendar, create_calendar=create_calendar, credentials=credentials,
             api_endpoint=api_endpoint, no_auth=no_auth, dry_run=dry_run, keep_going=from_csv is not None,
             events=reporter,
         )  # fmt: skip

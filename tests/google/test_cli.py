@@ -148,12 +148,12 @@ def test_example_appointments_file_publishes(standin: CalendarStandin) -> None:
 
 
 def test_create_calendar_is_made_once_and_reused(standin: CalendarStandin) -> None:
-    code, _, err = publish(standin, *START, "--id", "T-1", "--create-calendar", "Aftercare")
+    code, _, err = publish(standin, *START, "--id", "T-1", "--calendar", "Aftercare", "--create-calendar")
     assert code == 0, err
     created = [cid for cid in standin.calendars if cid != "primary"]
     assert len(created) == 1 and created[0] in err
     assert {e["extendedProperties"]["private"][GOOGLE_UID] for e in standin.events(created[0])}
-    code, out, _ = publish(standin, *START, "--id", "T-1", "--create-calendar", "Aftercare")
+    code, out, _ = publish(standin, *START, "--id", "T-1", "--calendar", "Aftercare", "--create-calendar")
     assert code == 0 and "created 0" in out
     assert len(standin.calendars) == 2
 
@@ -185,3 +185,14 @@ def test_unreachable_endpoint_is_one_line() -> None:
     assert code == 1
     assert err.startswith("aftercal: error: cannot reach the Calendar API to list events (")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_create_calendar_is_a_flag_that_needs_a_calendar_name(standin: CalendarStandin) -> None:
+    # The same names mean the same thing as for CalDAV: --calendar NAME, --create-calendar flag.
+    code, _, err = publish(standin, *START, "--id", "T-1", "--create-calendar")
+    assert code == 2 and "--create-calendar needs --calendar NAME" in err
+    code, _, err = publish(standin, *START, "--id", "T-1", "--calendar", "Never made")
+    assert code == 1 and "aftercal has made no Google calendar named 'Never made'" in err
+    assert publish(standin, *START, "--id", "T-1", "--calendar", "Kept", "--create-calendar")[0] == 0
+    code, out, _ = publish(standin, *START, "--id", "T-1", "--calendar", "Kept")  # found again, no flag
+    assert code == 0 and "unchanged" in out

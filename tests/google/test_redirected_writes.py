@@ -269,7 +269,7 @@ def test_redirected_calendar_creation_is_an_error(
     before = state(standin)
     proxy = proxy_to(status, lambda method, path: method == "POST" and path.endswith("/calendars"))
 
-    result = run("publish", "google", *START, "--create-calendar", "Aftercare", endpoint=proxy.url)
+    result = run("publish", "google", *START, "--calendar", "Aftercare", "--create-calendar", endpoint=proxy.url)
 
     assert_refused(result, status, "POST ", proxy)
     assert proxy.landed == []
