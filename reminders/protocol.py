@@ -389,26 +389,7 @@ class _Validator:
         for key in carries:
             if key not in seed:
                 raise self.fail(f"unknown seed item {key!r}", step=sid, field="carries")
-        after = self.integer(raw, "after_minutes", 0, MAX_AFTER_MINUTES, step=sid)
-        day = self.integer(raw, "day", 0, MAX_DAY, step=sid)
-        days = self.pair(raw, "days", MAX_DAY, step=sid)
-        weeks = self.pair(raw, "weeks", MAX_DAY // 7, step=sid)
-        at = self.clock(raw, "time", step=sid)
-        timing = {"after_minutes": after, "day": day, "days": days, "weeks": weeks}
-        given = {k for k, v in timing.items() if v is not None}
-        expected: dict[str, list[set[str]]] = {
-            "timed": [{"after_minutes"}],
-            "milestone": [{"day"}],
-            "expect": [{"day"}, {"after_minutes"}],
-            "contact": [{"day"}, {"after_minutes"}],
-            "window": [{"days"}],
-            "rebook": [{"weeks"}],
-        }
-        if given not in expected[kind]:
-            wanted = " or ".join("+".join(sorted(s)) for s in expected[kind])
-            raise self.fail(f"a {kind} step needs exactly {wanted}", step=sid, field="kind")
-        if at is not None and day is None:
-            raise self.fail("only day-based steps take a time", step=sid, field="time")
+        timing = self.timing(raw, kind, sid)
         if_quiet = raw.get("if_quiet", "defer")
         if if_quiet not in ("defer", "silent"):
             raise self.fail('must be "defer" or "silent"', step=sid, field="if_quiet")
@@ -426,17 +407,38 @@ class _Validator:
             body=body,
             categories=self.categories(raw, step=sid),
             carries=carries,
-            after_minutes=after,
-            day=day,
-            time=at,
-            days=days,
-            weeks=weeks,
+            **timing,
             window_title=self.text(raw, "window_title", step=sid, required=False),
             discreet_window_title=self.text(raw, "discreet_window_title", step=sid, required=False),
             if_quiet=if_quiet,
             duration_minutes=duration,
             alarm=alarm,
         )
+
+    def timing(self, raw: dict[str, Any], kind: str, sid: str) -> dict[str, Any]:
+        """The step's timing keys, checked against what its kind needs."""
+        timing: dict[str, Any] = {
+            "after_minutes": self.integer(raw, "after_minutes", 0, MAX_AFTER_MINUTES, step=sid),
+            "day": self.integer(raw, "day", 0, MAX_DAY, step=sid),
+            "days": self.pair(raw, "days", MAX_DAY, step=sid),
+            "weeks": self.pair(raw, "weeks", MAX_DAY // 7, step=sid),
+        }
+        given = {k for k, v in timing.items() if v is not None}
+        expected: dict[str, list[set[str]]] = {
+            "timed": [{"after_minutes"}],
+            "milestone": [{"day"}],
+            "expect": [{"day"}, {"after_minutes"}],
+            "contact": [{"day"}, {"after_minutes"}],
+            "window": [{"days"}],
+            "rebook": [{"weeks"}],
+        }
+        if given not in expected[kind]:
+            wanted = " or ".join("+".join(sorted(s)) for s in expected[kind])
+            raise self.fail(f"a {kind} step needs exactly {wanted}", step=sid, field="kind")
+        timing["time"] = self.clock(raw, "time", step=sid)
+        if timing["time"] is not None and timing["day"] is None:
+            raise self.fail("only day-based steps take a time", step=sid, field="time")
+        return timing
 
     def categories(self, raw: dict[str, Any], *, step: str) -> tuple[str, ...]:
         values = self.strings(raw, "categories", step=step)
