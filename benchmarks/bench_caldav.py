@@ -116,7 +116,7 @@ def main() -> None:
                 ]  # fmt: skip
                 for name in ("first publish", "unchanged re-publish"):
                     run = Counted(url)
-                    total = SyncSummary()
+                    summed = SyncSummary()
                     started = time.perf_counter()
                     cal = run.conn.find_calendar("aftercare", create=False)
                     publisher = CalDavPublisher(run.conn, cal)
@@ -125,12 +125,12 @@ def main() -> None:
                     per_job = []
                     for care in plans:
                         job_started = time.perf_counter()
-                        total.add(sync_plan(publisher, care)[1])
+                        summed.add(sync_plan(publisher, care)[1])
                         per_job.append(time.perf_counter() - job_started)
                     elapsed = time.perf_counter() - started
                     run.conn.close()
                     spread = f"{per_job[0]:.2f}s / {per_job[-1]:.2f}s"
-                    timings.append((f"{name}, {mode}", elapsed, spread, sum(run.methods.values()), total.line()))
+                    timings.append((f"{name}, {mode}", elapsed, spread, sum(run.methods.values()), summed.line()))
                 with Counted(url).conn as conn:  # empty the calendar for the next mode
                     cleaner = CalDavPublisher(conn, cal)
                     for care in plans:

@@ -83,7 +83,7 @@ APPROACHES: list[tuple[str, Callable[[GooglePublisher, str, list[CarePlan], bool
 
 
 def measure(standin: CalendarStandin, counts: list[int]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for count in counts:
         for index, (name, run) in enumerate(APPROACHES):
             calendar = f"bench-{count}-{index}"

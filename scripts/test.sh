@@ -17,4 +17,5 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 .venv/bin/python -m ruff check .
+.venv/bin/python -m mypy  # strict; what it checks is in pyproject.toml [tool.mypy]
 .venv/bin/python -m pytest "$@"

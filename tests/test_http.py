@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -76,7 +77,9 @@ def test_bad_policies_are_refused() -> None:
 def test_call_retries_retryable_failures_then_returns() -> None:
     waits: list[float] = []
     policy = RetryPolicy(attempts=4, base_delay=1.0, max_delay=8.0, sleep=waits.append, uniform=lambda _lo, hi: hi)
-    answers = iter([Retryable("answered 503"), Retryable("answered 429", retry_after=2.5), "done"])
+    answers: Iterator[Retryable | str] = iter(
+        [Retryable("answered 503"), Retryable("answered 429", retry_after=2.5), "done"]
+    )
 
     def attempt() -> str:
         answer = next(answers)

@@ -43,7 +43,7 @@ def test_key_days_are_timed_with_display_alarm_at_start() -> None:
             assert isinstance(event.dtstart.value, date) and not isinstance(event.dtstart.value, datetime)
             assert alarms == []
             continue
-        assert isinstance(event.dtstart.value, datetime)
+        assert isinstance(event.dtstart.value, datetime) and isinstance(reminder.start, datetime)
         assert event.dtstart.value.utcoffset() == reminder.start.utcoffset()
         if reminder.alarm_text:
             rung += 1

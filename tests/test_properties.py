@@ -81,7 +81,8 @@ def test_ics_round_trip_keeps_local_times(zone: str, naive: datetime) -> None:
         got = local_start(events[reminder.uid], tz)
         assert got == reminder.start
         if isinstance(got, datetime):
-            assert got.utcoffset() == reminder.start.utcoffset()  # type: ignore[union-attr]
+            assert isinstance(reminder.start, datetime)
+            assert got.utcoffset() == reminder.start.utcoffset()
 
 
 @settings(max_examples=100, deadline=None)

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, available_timezones
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from icalendar import Calendar
+from icalendar import Calendar, Timezone
 
 from calendars.ics import reminder_event, render_event_ics, render_ics
 from calendars.vtimezone import LAST_YEAR, covered_onsets, zone_component, zone_ical
@@ -90,7 +90,8 @@ def plan_in(zone: str, naive: datetime) -> CarePlan:
 
 
 def vtimezone_of(data: bytes) -> bytes:
-    (block,) = VTIMEZONE_RE.findall(data)
+    blocks: list[bytes] = VTIMEZONE_RE.findall(data)
+    (block,) = blocks
     return block
 
 
@@ -175,7 +176,7 @@ def test_every_zone_is_well_formed() -> None:
 # -- dateutil (vobject, Radicale) and icalendar, in process -----------------------------------
 
 
-def icalendar_offsets(vtimezone: Calendar) -> tuple[list[datetime], list[int]]:
+def icalendar_offsets(vtimezone: Timezone) -> tuple[list[datetime], list[int]]:
     """icalendar's own reading: UTC transition times and the offsets after them.
 
     icalendar expands open-ended rules only to 2038 and rounds offsets to whole minutes.
@@ -338,7 +339,7 @@ def test_libical_reads_every_zone(libical: None, jobs: list[dict[str, Any]]) -> 
 
 def test_libical_finds_no_error_in_real_files(libical: None) -> None:
     """Whole rendered calendars and CalDAV resources, after libical's restriction check."""
-    jobs = []
+    jobs: list[dict[str, Any]] = []
     for key in ["America/New_York", "Europe/Dublin", "Africa/Casablanca", "Africa/Monrovia", "Australia/Lord_Howe",
                 "Asia/Kathmandu", "Pacific/Apia", "Africa/Abidjan", "America/Santiago", "Asia/Gaza"]:  # fmt: skip
         plan = plan_in(key, datetime(2026, 10, 20, 10))  # noqa: DTZ001

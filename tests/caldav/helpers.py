@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from caldav import Calendar as DavCalendar
-from icalendar import Calendar
+from caldav.collection import Calendar as DavCalendar  # `caldav.Calendar` is a lazy attribute typed `object`
+from icalendar import Calendar, Component
 
 from calendars.caldav import CalDavConnection
 
@@ -17,7 +17,7 @@ class Stored:
     text: str
 
     @property
-    def event(self) -> object:
+    def event(self) -> Component:
         cal = Calendar.from_ical(self.text)
         return next(iter(cal.walk("VEVENT")))
 
@@ -25,8 +25,10 @@ class Stored:
 def stored_events(conn: CalDavConnection, calendar_url: str) -> list[Stored]:
     """Every event in the calendar, as the server gives it to a plain CalDAV client."""
     cal = DavCalendar(client=conn.client, url=calendar_url)
+    events = cal.get_events()
+    assert isinstance(events, list)  # a coroutine only with an async client
     found = []
-    for obj in cal.get_events():
+    for obj in events:
         text = obj.get_data()
         event = next(iter(Calendar.from_ical(text).walk("VEVENT")))
         found.append(Stored(str(obj.url), str(event["UID"]), text))

@@ -25,7 +25,7 @@ def run(radicale: Server, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("AFTERCAL_CALDAV_PASSWORD", PASSWORD)
     monkeypatch.setenv("AFTERCAL_CALDAV_BACKOFF", "0.01")
 
-    def invoke(*args: str, url: str | None = None, calendar: str = "aftercare", env: dict | None = None):
+    def invoke(*args: str, url: str | None = None, calendar: str = "aftercare", env: dict[str, str] | None = None):
         command = list(args)
         if "--url" not in command:
             command += ["--url", url or radicale.url, "--user", USER, "--calendar", calendar]

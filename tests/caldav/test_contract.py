@@ -99,7 +99,7 @@ def test_reschedule_updates_in_place_and_removes_dropped_steps(calendar) -> None
         assert str(event["X-AFTERCAL-HASH"]) == reminder.content_hash()
         assert event.decoded("DTSTART") == reminder.start
         if summary.updated and reminder.content_hash() != first.reminders[0].content_hash():
-            assert int(event["SEQUENCE"]) >= 1
+            assert int(event.decoded("SEQUENCE")) >= 1
 
 
 def test_unpublish_removes_exactly_that_treatment(calendar) -> None:
@@ -144,9 +144,12 @@ def test_uid_taken_by_a_foreign_event_under_another_href_is_left_alone(calendar,
     put_foreign(conn, url, "copied.ics", victim.uid)
     before = [s.text for s in stored_events(conn, url)]
     statuses: list[tuple[str, int]] = []
-    conn.client.session.hooks["response"].append(
-        lambda r, *a, **k: statuses.append((r.request.method, r.status_code)) or r
-    )
+
+    def record(r, *_args, **_kwargs):
+        statuses.append((r.request.method, r.status_code))
+        return r
+
+    conn.client.session.hooks["response"].append(record)
     with pytest.raises(ChannelError, match="did not create"):
         sync_plan(CalDavPublisher(conn, url), plan)
     assert [s.text for s in stored_events(conn, url) if s.uid == victim.uid] == before

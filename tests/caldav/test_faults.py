@@ -69,7 +69,7 @@ class FlakyProxy:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                conn = http.client.HTTPConnection(proxy.target.hostname, proxy.target.port, timeout=10)
+                conn = http.client.HTTPConnection(proxy.target.netloc, timeout=10)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 conn.request(self.command, self.path, body=body, headers=headers)
                 answer = conn.getresponse()
@@ -205,7 +205,7 @@ class MemoryKeyring:
         store: dict[tuple[str, str], str] = {}
 
         class Backend(KeyringBackend):
-            priority = 1  # type: ignore[assignment]
+            priority = 1
 
             def get_password(self, service: str, username: str) -> str | None:
                 return store.get((service, username))

@@ -234,7 +234,7 @@ def test_unknown_and_revoked_tokens_take_the_same_path(store: Store, monkeypatch
         return real_compare(a, b)
 
     monkeypatch.setattr(store, "_query", spy_query)
-    monkeypatch.setattr(store_module.hmac, "compare_digest", spy_compare)
+    monkeypatch.setattr("calendars.feeds.store.hmac.compare_digest", spy_compare)
     traces = []
     for candidate in (token, "x", "", "A" * 43, token + "/../x"):
         queries.clear()

@@ -163,7 +163,7 @@ def phone(browser: Any) -> Iterator[Any]:
 
     context.route("**/*", guard)
     page = context.new_page()
-    page.requests = requests  # type: ignore[attr-defined]
+    page.requests = requests
     try:
         yield page
     finally:

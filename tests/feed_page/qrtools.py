@@ -131,5 +131,5 @@ def decode(grid: Grid, scale: int = 4) -> str | None:
             line += (b"\x00" if dark else b"\xff") * scale
         pixels += bytes(line) * scale
     image: Any = memoryview(bytes(pixels)).cast("B", (height, width))
-    result = zxingcpp.read_barcode(image, formats=zxingcpp.BarcodeFormat.QRCode)
+    result = zxingcpp.read_barcode(image, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
     return None if result is None else str(result.text)

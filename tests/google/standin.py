@@ -164,6 +164,7 @@ class CalendarStandin:
     def url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server: typeshed also allows bytes for AF_UNIX
         return f"http://{host}:{port}/"
 
     def stop(self) -> None:
@@ -331,7 +332,7 @@ class CalendarStandin:
                 "invalidSequenceValue",
             )
         if replace:
-            event = {k: old[k] for k in ("kind", "id", "created", "iCalUID") if k in old}
+            event: dict[str, Any] = {k: old[k] for k in ("kind", "id", "created", "iCalUID") if k in old}
             event.update(data)
             event.setdefault("status", "confirmed")
         else:
@@ -404,6 +405,7 @@ class CalendarStandin:
         for part in parts:
             content_id = str(part.get("Content-ID", "<>"))
             raw = part.get_payload(decode=True) or b""
+            assert isinstance(raw, bytes)  # decode=True on a part that is not multipart
             method, target, part_headers, part_body = _parse_inner_request(raw)
             if "authorization" not in part_headers and "authorization" in headers:
                 part_headers["authorization"] = headers["authorization"]
@@ -474,7 +476,7 @@ def _validate(event: dict[str, Any], *, full: bool) -> None:
         end_kind, end = _when(event.get("end"), "end")
         if start_kind != end_kind:
             raise ApiError(400, "Start and end times must either both be date or both be dateTime.", "invalid")
-        if end <= start:  # type: ignore[operator]
+        if end <= start:
             raise ApiError(400, "The specified time range is empty.", "timeRangeEmpty")
     reminders = event.get("reminders")
     if reminders is not None:

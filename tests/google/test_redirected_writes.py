@@ -92,7 +92,7 @@ class RedirectingProxy:
                         proxy.redirected.append(f"{self.command} {path}")
                     self._answer(proxy.status, {"Location": proxy.landing}, b"")
                     return
-                conn = http.client.HTTPConnection(proxy.target.hostname, proxy.target.port, timeout=10)
+                conn = http.client.HTTPConnection(proxy.target.netloc, timeout=10)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 conn.request(self.command, self.path, body=body, headers=headers)
                 answer = conn.getresponse()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import gi
 
@@ -36,24 +37,26 @@ def errors(component) -> list[str]:
     return found
 
 
-def answer(job: dict) -> dict:
+def answer(job: dict[str, Any]) -> dict[str, Any]:
     cal = I.Component.new_from_string(job["ics"])
     if cal is None:
         return {"errors": ["libical could not parse the calendar"], "local": [], "utc": [], "events": {}}
     # Adds X-LIC-ERROR properties where RFC 5545's property counts are broken (COMMENT in VTIMEZONE...).
     I.restriction_check(cal)
-    out: dict = {"errors": errors(cal), "local": [], "utc": [], "events": {}}
+    out: dict[str, Any] = {"errors": errors(cal), "local": [], "utc": [], "events": {}}
     zone = cal.get_timezone(job["tzid"]) if job.get("tzid") else None
     if zone is not None:
         # libical expands a zone's changes up to the latest year asked for, again each time a
         # later year comes: asking for the last year first expands once (5x faster here).
         zone.get_utc_offset(I.Time.new_from_string("22101231T000000"))
-    for text in job.get("local", []):
-        offset, is_daylight = zone.get_utc_offset(I.Time.new_from_string(text))
-        out["local"].append([offset, bool(is_daylight)])
-    for instant in job.get("utc", []):
-        moment = I.Time.new_from_timet_with_zone(instant, 0, I.Timezone.get_utc_timezone())
-        out["utc"].append(zone.get_utc_offset_of_utc_time(moment)[0])
+        for text in job.get("local", []):
+            offset, is_daylight = zone.get_utc_offset(I.Time.new_from_string(text))
+            out["local"].append([offset, bool(is_daylight)])
+        for instant in job.get("utc", []):
+            moment = I.Time.new_from_timet_with_zone(instant, 0, I.Timezone.get_utc_timezone())
+            out["utc"].append(zone.get_utc_offset_of_utc_time(moment)[0])
+    elif job.get("local") or job.get("utc"):
+        raise ValueError(f"no VTIMEZONE {job.get('tzid')!r} in the calendar to answer the local and utc questions")
     event = cal.get_first_component(I.ComponentKind.VEVENT_COMPONENT)
     while event is not None:
         prop = event.get_first_property(I.PropertyKind.DTSTART_PROPERTY)

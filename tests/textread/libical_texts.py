@@ -13,11 +13,6 @@ gi.require_version("ICalGLib", "3.0")
 from gi.repository import ICalGLib  # noqa: E402
 
 
-def texts(comp, kind):
-    prop = comp.get_first_property(kind)
-    return prop.get_value_as_string() if prop is None else None
-
-
 def value(comp, kind):
     prop = comp.get_first_property(kind)
     if prop is None:
