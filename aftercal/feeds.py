@@ -14,6 +14,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from calendars.feeds.limits import DEFAULT_DB_TIMEOUT as DEFAULT_DB_TIMEOUT
+from calendars.feeds.limits import DEFAULT_HEADER_TIMEOUT as DEFAULT_HEADER_TIMEOUT
+from calendars.feeds.limits import DEFAULT_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS
 from reminders.errors import InputError
 from reminders.schedule import DEFAULT_MORNING, DEFAULT_QUIET, get_patient_zone, parse_clock, parse_quiet_hours
 
@@ -93,10 +96,11 @@ def add_treatment(
     return NewLink(treatment, token)
 
 
-def list_treatments(*, db: str | Path | None = None) -> list[Treatment]:
-    """Every stored treatment."""
+def list_treatments(*, db: str | Path | None = None, check: bool = False) -> list[Treatment]:
+    """Every stored treatment. A row that cannot be read has `problem` set instead of failing the
+    list; with `check`, so does one whose feed would not render (its link answers 503)."""
     with _store(db) as store:
-        return store.list()
+        return store.list(check=check)
 
 
 def get_treatment(treatment_id: str, *, db: str | Path | None = None) -> Treatment:
@@ -177,17 +181,28 @@ def serve_feeds(
     base_url: str | None = None,
     cancelled_days: int = 30,
     log_level: str = "info",
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    db_timeout: float = DEFAULT_DB_TIMEOUT,
     on_listening: Callable[[str, str], None] | None = None,
 ) -> None:
     """Serve every stored treatment's feed and page under uvicorn until SIGINT/SIGTERM.
 
-    `on_listening(address, public_address)` is called once the checks passed, just before the
-    server starts.
+    At most `max_connections` open connections (lowered to fit the open-files limit), each closed
+    if it sends no complete request headers within `header_timeout` seconds; every database call
+    ends within `db_timeout` seconds (a 503 otherwise). `on_listening(address, public_address)` is
+    called once the checks passed, just before the server starts.
     """
     from calendars.feeds.app import check_can_listen, serve
 
     if log_level.lower() not in LOG_LEVELS:
         raise InputError(f"--log-level {log_level!r}: use critical, error, warning, info or debug")
+    if max_connections < 1:
+        raise InputError("--max-connections must be at least 1")
+    if not header_timeout > 0:
+        raise InputError("--header-timeout must be more than 0 seconds")
+    if not db_timeout >= 2:
+        raise InputError("--db-timeout must be at least 2 seconds (libpq's shortest connect timeout)")
     public = check_base_url(base_url) if base_url else None
     check_can_listen(host, port)
     if on_listening is not None:
@@ -199,4 +214,7 @@ def serve_feeds(
         base_url=public,
         cancelled_for=timedelta(days=cancelled_days),
         log_level=log_level.lower(),
+        max_connections=max_connections,
+        header_timeout=header_timeout,
+        db_timeout=db_timeout,
     )

@@ -32,6 +32,36 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")
     ] = "info",
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            envvar="AFTERCAL_MAX_CONNECTIONS",
+            min=1,
+            help="Open connections at most (lowered to fit `ulimit -n`); beyond it the connections that wait "
+            "longest for a request are closed.",
+        ),
+    ] = feeds.DEFAULT_MAX_CONNECTIONS,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            "--header-timeout",
+            envvar="AFTERCAL_HEADER_TIMEOUT",
+            min=0.1,
+            help="Seconds a connection has to send a complete request's headers (after connecting or after "
+            "its previous response) before it is closed.",
+        ),
+    ] = feeds.DEFAULT_HEADER_TIMEOUT,
+    db_timeout: Annotated[
+        float,
+        typer.Option(
+            "--db-timeout",
+            envvar="AFTERCAL_DB_TIMEOUT",
+            min=2.0,
+            help="Seconds one PostgreSQL call may take (waiting for a connection, connecting, the query) "
+            "before the request gets a 503.",
+        ),
+    ] = feeds.DEFAULT_DB_TIMEOUT,
 ) -> None:
     """Serve every stored treatment's subscription feed and landing page (uvicorn, until Ctrl-C).
 
@@ -45,5 +75,6 @@ def serve(
 
     feeds.serve_feeds(
         db, host=host, port=port, base_url=base_url, cancelled_days=cancelled_days, log_level=log_level,
+        max_connections=max_connections, header_timeout=header_timeout, db_timeout=db_timeout,
         on_listening=listening,
     )  # fmt: skip

@@ -101,11 +101,14 @@ def treatments_add(
 def treatments_list(db: DbOpt = None) -> None:
     """List the stored treatments: id, status, revision (SEQUENCE), start, link state.
 
+    A treatment whose feed cannot be served (a row stored by an older aftercal that no longer
+    validates) is listed as INVALID, with the reason below the table.
+
     Example:
 
         aftercal treatments list --db clinic.db
     """
-    rows = feeds.list_treatments(db=db)
+    rows = feeds.list_treatments(db=db, check=True)
     if not rows:
         typer.echo("No treatments stored yet (add one with `aftercal treatments add`).", err=True)
         return
@@ -114,7 +117,7 @@ def treatments_list(db: DbOpt = None) -> None:
         table.append(
             (
                 t.treatment_id,
-                t.status,
+                "INVALID" if t.problem else t.status,  # explained below the table
                 str(t.revision),
                 _when(t),
                 t.protocol,
@@ -126,6 +129,9 @@ def treatments_list(db: DbOpt = None) -> None:
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    for t in rows:
+        if t.problem:
+            typer.echo(f"INVALID {t.treatment_id}: {t.problem} (its feed and page answer 503)", err=True)
 
 
 @app.command("reschedule")

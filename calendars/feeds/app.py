@@ -18,7 +18,10 @@ remove them; after that the feed is a valid, empty VCALENDAR.
 
 `serve` runs the app under uvicorn with access logs whose paths never carry a token
 (`/f/<redacted>.ics`), and shuts down cleanly on SIGINT/SIGTERM (open requests finish, database
-connections close).
+connections close). Under abuse it keeps answering (calendars.feeds.limits): a deadline for
+request headers, a bound on open connections, logs that cannot flood; every PostgreSQL call is
+bounded in time (a silent database gives 503s, not hung requests). One stored treatment that no
+longer validates answers 503 on its own link; the others are untouched.
 """
 
 from __future__ import annotations
@@ -38,7 +41,17 @@ from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from calendars.feeds.store import Store, Treatment, open_store
+from calendars.feeds.limits import (
+    DEFAULT_DB_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    LISTEN_BACKLOG,
+    ConnectionGuard,
+    RateLimit,
+    connection_budget,
+    guarded_protocol,
+)
+from calendars.feeds.store import InvalidTreatmentError, Store, Treatment, open_store
 from calendars.http import check_base_url
 from calendars.ics import render_ics
 from reminders.errors import InputError, StoreError
@@ -73,10 +86,31 @@ def _utc_now() -> datetime:
 
 _FEED_PATH = re.compile(r"(/f/)[^/?#\s\"']*?(\.ics)?(?=[/?#\s\"']|$)")
 _TOKENISH = re.compile(r"[A-Za-z0-9_-]{32,}")
+# A run of URL characters that may spell a token once percent-decoded (%41 is "A", %252F is "/").
+_ENCODED_RUN = re.compile(r"[A-Za-z0-9_.~%-]*%[0-9A-Fa-f]{2}[A-Za-z0-9_.~%-]*")
+
+
+def _decoded(text: str) -> str:
+    """`text` percent-decoded until it stops changing (double encoding included), at most 4 times."""
+    from urllib.parse import unquote
+
+    for _round in range(4):
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
 
 
 def redact(text: str) -> str:
-    """`text` with every feed token (and anything token-shaped) replaced by <redacted>."""
+    """`text` with every feed token (and anything token-shaped) replaced by <redacted>, also when
+    some of its characters are percent-encoded, in a path or a query string."""
+
+    def encoded_run(match: re.Match[str]) -> str:
+        plain = _decoded(match.group(0))
+        return "<redacted>" if _TOKENISH.search(plain) or "/f/" in plain else match.group(0)
+
+    text = _ENCODED_RUN.sub(encoded_run, text)
     text = _FEED_PATH.sub(lambda m: f"{m.group(1)}<redacted>{m.group(2) or ''}", text)
     return _TOKENISH.sub("<redacted>", text)
 
@@ -97,16 +131,25 @@ class RedactTokens(logging.Filter):
 
 
 def log_config(level: str = "info") -> dict[str, Any]:
-    """uvicorn's logging config with the redacting filter on every handler."""
+    """uvicorn's logging config with the redacting filter on every handler, and the rate limit
+    on every handler but the access log's (one line per request is what an access log is).
+
+    The root logger gets uvicorn's default handler too, so asyncio's errors (an accept() that
+    fails, say) and aftercal's own lines are redacted and rate-limited like uvicorn's."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config.setdefault("filters", {})["redact_tokens"] = {"()": RedactTokens}
-    for handler in config["handlers"].values():
+    config["filters"]["rate_limit"] = {"()": RateLimit}
+    for name, handler in config["handlers"].items():
         handler.setdefault("filters", []).append("redact_tokens")
+        if name != "access":
+            handler["filters"].append("rate_limit")
     for logger in config["loggers"].values():
         if "level" in logger:
             logger["level"] = level.upper()
+    config["loggers"]["aftercal"] = {"level": level.upper()}
+    config["root"] = {"handlers": ["default"], "level": "WARNING"}
     return config
 
 
@@ -169,6 +212,10 @@ def render_body(treatment: Treatment, phase: str, changed: datetime) -> Body:
     return Body(plan=plan, ics=data, etag=etag, last_modified=changed, phase=phase)
 
 
+def http_date(moment: datetime) -> str:
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
 def _not_modified(headers: Any, etag: str, last_modified: datetime) -> bool:
     """RFC 9110 §13.2.2: If-None-Match (weak comparison) first; If-Modified-Since only without it."""
     match = headers.get("if-none-match")
@@ -205,11 +252,13 @@ class FeedApp:
         base_url: str | None,
         cancelled_for: timedelta,
         clock: Clock,
+        date_header: bool = False,
     ) -> None:
         self.store = store
         self.base_url = base_url.rstrip("/") if base_url else None
         self.cancelled_for = cancelled_for
         self.clock = clock
+        self.date_header = date_header  # the app sends Date (serve turns uvicorn's off)
         self.cache = BodyCache()
 
     async def body_for(self, token: str) -> Body | None:
@@ -228,15 +277,29 @@ class FeedApp:
         key = (treatment.pk, treatment.revision, phase, changed.isoformat())
         body = self.cache.get(key)
         if body is None:
-            body = await run_in_threadpool(render_body, treatment, phase, changed)
+            try:
+                body = await run_in_threadpool(render_body, treatment, phase, changed)
+            except StoreError:
+                raise
+            except Exception as exc:  # this treatment only: stored before a rule refused it, say
+                raise InvalidTreatmentError(treatment.treatment_id, _one_line(exc)) from None
             self.cache.renders += 1
             self.cache.put(key, body)
         return body
 
     def base(self, request: Request) -> str:
+        """The configured public address, else the address the connection came in on: never the
+        request's Host header, which the client chooses (links to another site, cache poisoning)."""
         if self.base_url:
             return self.base_url
-        return str(request.base_url).rstrip("/")
+        server = request.scope.get("server")
+        if not server or server[1] is None:  # a Unix socket: only a proxy with --base-url can say
+            return "http://localhost"
+        host, port = str(server[0]), int(server[1])
+        host = f"[{host}]" if ":" in host else host
+        scheme = "https" if request.url.scheme == "https" else "http"
+        default = 443 if scheme == "https" else 80
+        return f"{scheme}://{host}" if port == default else f"{scheme}://{host}:{port}"
 
     async def feed(self, request: Request) -> Response:
         from starlette.responses import Response
@@ -244,12 +307,20 @@ class FeedApp:
         body = await self.body_for(request.path_params["token"])
         if body is None:
             return _not_found()
+        now = self.clock().astimezone(UTC).replace(microsecond=0)
+        # A treatment changed several times within a second gets updated_at a second apart each
+        # time (so If-Modified-Since still tells versions apart), which can run ahead of the clock:
+        # never claim a change later than the response's own Date (RFC 9110 §8.8.2.1).
         headers = {
             **_COMMON_HEADERS,
             "ETag": body.etag,
-            "Last-Modified": format_datetime(body.last_modified.astimezone(UTC), usegmt=True),
+            "Last-Modified": http_date(min(body.last_modified, now)),
             "Cache-Control": CACHE_CONTROL,
         }
+        if self.date_header:
+            headers["Date"] = http_date(now)
+        # The true moment is compared, not the clamped one: a copy stamped with a clamped date is
+        # never taken for a later version.
         if _not_modified(request.headers, body.etag, body.last_modified):
             return Response(status_code=304, headers=headers)
         if request.query_params.get("download") == "1":
@@ -282,21 +353,57 @@ def _not_found() -> Response:
     return PlainTextResponse("Not Found", status_code=404, headers=_COMMON_HEADERS)
 
 
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if isinstance(exc, InputError) else f"{type(exc).__name__}: {text}".rstrip(": ")
+
+
+class DateHeader:
+    """ASGI middleware: a Date header on every response that has none (serve turns uvicorn's off,
+    so that a feed's Last-Modified is checked against the very Date it is sent with)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_date(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"date" for name, _value in headers):
+                    headers.append((b"date", http_date(_utc_now()).encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_date)
+
+
 def create_app(
     store_url: str | Path | Store | None,
     *,
     base_url: str | None = None,
     cancelled_for: timedelta = CANCELLED_FEED_PERIOD,
     clock: Clock | None = None,
+    db_timeout: float | None = DEFAULT_DB_TIMEOUT,
+    date_header: bool = False,
 ) -> Starlette:
-    """The ASGI app for a store (path, postgresql:// URL, or an open Store, which the app then owns)."""
+    """The ASGI app for a store (path, postgresql:// URL, or an open Store, which the app then owns).
+
+    `db_timeout` bounds every PostgreSQL call of a store the app opens (seconds; None: unbounded);
+    `date_header` makes the app send Date itself (for a server told not to)."""
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    store = store_url if isinstance(store_url, Store) else open_store(store_url)
-    handlers = FeedApp(store, base_url=base_url, cancelled_for=cancelled_for, clock=clock or _utc_now)
+    store = store_url if isinstance(store_url, Store) else open_store(store_url, timeout=db_timeout)
+    handlers = FeedApp(
+        store, base_url=base_url, cancelled_for=cancelled_for, clock=clock or _utc_now, date_header=date_header
+    )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -317,13 +424,28 @@ def create_app(
             "Service Unavailable", status_code=503, headers={**_COMMON_HEADERS, "Retry-After": "30"}
         )
 
+    async def treatment_unservable(_request: Request, exc: Exception) -> Response:
+        # One line, no traceback: the clinic's fix is in the store, not in the code.
+        assert isinstance(exc, InvalidTreatmentError)
+        logging.getLogger("aftercal.feed").error("%s: its feed and page answer 503", redact(str(exc)))
+        return PlainTextResponse(
+            "Service Unavailable: this care plan cannot be shown right now; please contact your clinic.\n",
+            status_code=503,
+            headers={**_COMMON_HEADERS, "Retry-After": "3600"},
+        )
+
     # Blocking store calls run in Starlette's thread pool, on the store's pooled connections.
     app = Starlette(
         routes=[
             Route("/f/{token}.ics", handlers.feed, methods=["GET", "HEAD"]),
             Route("/f/{token}", handlers.page, methods=["GET", "HEAD"]),
         ],
-        exception_handlers={HTTPException: http_error, StoreError: store_down},
+        exception_handlers={
+            HTTPException: http_error,
+            StoreError: store_down,
+            InvalidTreatmentError: treatment_unservable,
+        },
+        middleware=[Middleware(DateHeader)] if date_header else [],
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # no path outside the routes: not even a redirect
@@ -339,11 +461,20 @@ def serve(
     base_url: str | None = None,
     cancelled_for: timedelta = CANCELLED_FEED_PERIOD,
     log_level: str = "info",
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    db_timeout: float = DEFAULT_DB_TIMEOUT,
 ) -> None:
-    """Run the feed server under uvicorn until SIGINT/SIGTERM."""
+    """Run the feed server under uvicorn until SIGINT/SIGTERM.
+
+    At most `max_connections` connections (lowered to fit the open-files limit), each closed if
+    it sends no complete request headers within `header_timeout` seconds; every database call
+    ends within `db_timeout` seconds."""
     import uvicorn
 
-    app = create_app(store_url, base_url=base_url, cancelled_for=cancelled_for)
+    app = create_app(store_url, base_url=base_url, cancelled_for=cancelled_for, db_timeout=db_timeout, date_header=True)
+    bound = connection_budget(max_connections)
+    guard = ConnectionGuard(bound, header_timeout)
     config = uvicorn.Config(
         app,
         host=host,
@@ -351,10 +482,19 @@ def serve(
         log_config=log_config(log_level),
         log_level=log_level,
         server_header=False,
+        date_header=False,  # the app sends Date, the same instant its Last-Modified is checked against
         proxy_headers=True,
         lifespan="on",
         timeout_graceful_shutdown=10,
+        http=guarded_protocol(guard),
+        backlog=LISTEN_BACKLOG,
     )
+    if bound < max_connections:
+        logging.getLogger("aftercal.feed").warning(
+            "at most %d connections (not %d): the open-files limit (ulimit -n) leaves no room for more",
+            bound,
+            max_connections,
+        )
     server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler
     # that was there before it: make that a no-op, so a requested stop is a clean exit (status 0).

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import heapq
 import hmac
+import itertools
 import json
 import os
 import secrets
+import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from calendars.feeds.limits import MIN_DB_TIMEOUT
 from reminders import make_plan
 from reminders.errors import AftercalError, InputError, StoreError, UnknownTreatmentError
 from reminders.protocol import CareProtocol, load_protocol, parse_protocol, shipped_protocol_text
@@ -51,10 +56,21 @@ from reminders.schedule import (
 
 TOKEN_BYTES = 32  # 256 random bits; the issue asks for at least 128
 DEFAULT_DB_NAME = "clinic.db"
+MIGRATION_TIMEOUT = 60.0  # schema steps may wait for another process's migration
 ACTIVE = "active"
 CANCELLED = "cancelled"
 
 Clock = Callable[[], datetime]
+
+
+class InvalidTreatmentError(StoreError):
+    """One stored treatment cannot be read or no longer validates (a protocol from an older
+    aftercal, options stored before a rule refused them): that treatment fails, the others work."""
+
+    def __init__(self, treatment_id: str, reason: str) -> None:
+        self.treatment_id = treatment_id
+        self.reason = reason
+        super().__init__(f"treatment {treatment_id} cannot be used: {reason}")
 
 
 def default_db_path() -> Path:
@@ -144,6 +160,7 @@ class Treatment:
     cancelled_at: datetime | None
     has_link: bool
     link_created_at: datetime | None
+    problem: str | None = None  # why the stored row cannot be served (see Store.list(check=True))
 
     @property
     def cancelled(self) -> bool:
@@ -164,6 +181,38 @@ class Treatment:
             allow_fixed_zone=True,
         )
 
+    def check(self, parsed: dict[tuple[str, str], CareProtocol] | None = None) -> str | None:
+        """None if this treatment's feed can be rendered, else why not (one line).
+
+        `parsed` caches protocols by (name, text): many treatments share one protocol, and parsing
+        is most of the cost."""
+        if self.problem is not None:
+            return self.problem
+        try:
+            key = (self.protocol, self.protocol_toml)
+            proto = parsed.get(key) if parsed is not None else None
+            if proto is None:
+                proto = self.parsed_protocol()
+                if parsed is not None:
+                    parsed[key] = proto
+            make_plan(
+                proto,
+                self.start_local,
+                self.zone,
+                treatment_id=self.treatment_id,
+                options=self.options.plan_options(self.revision),
+                allow_fixed_zone=True,
+            )
+        except Exception as exc:
+            return _reason(exc)
+        return None
+
+
+def _reason(exc: Exception) -> str:
+    """One line for a stored row that fails: aftercal's own message, else the exception's type too."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if isinstance(exc, AftercalError) else f"{type(exc).__name__}: {text}".rstrip(": ")
+
 
 _COLUMNS = (
     "pk, treatment_id, protocol, protocol_toml, start_local, zone, options, revision, status, "
@@ -172,6 +221,43 @@ _COLUMNS = (
 
 
 def _row(values: Sequence[Any]) -> Treatment:
+    """A stored row; InvalidTreatmentError if it cannot be read (one row never breaks the others)."""
+    try:
+        return _read_row(values)
+    except Exception as exc:
+        raise InvalidTreatmentError(str(values[1]), f"stored row unreadable: {_reason(exc)}") from None
+
+
+def _lenient_row(values: Sequence[Any], problem: str) -> Treatment:
+    """What can be read of an unreadable row, for `treatments list`, with `problem` set."""
+
+    def attempt(read: Callable[[], Any], fallback: Any) -> Any:
+        try:
+            return read()
+        except Exception:
+            return fallback
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return Treatment(
+        pk=int(values[0]),
+        treatment_id=str(values[1]),
+        protocol=str(values[2]),
+        protocol_toml=str(values[3]),
+        start_local=str(values[4]),
+        zone=str(values[5]),
+        options=attempt(lambda: StoredOptions.from_json(values[6]), StoredOptions()),
+        revision=attempt(lambda: int(values[7]), 0),
+        status=str(values[8]),
+        created_at=attempt(lambda: _from_iso(values[9]), None) or epoch,
+        updated_at=attempt(lambda: _from_iso(values[10]), None) or epoch,
+        cancelled_at=attempt(lambda: _from_iso(values[11]), None),
+        has_link=values[12] is not None,
+        link_created_at=attempt(lambda: _from_iso(values[13]), None),
+        problem=problem,
+    )
+
+
+def _read_row(values: Sequence[Any]) -> Treatment:
     return Treatment(
         pk=int(values[0]),
         treatment_id=values[1],
@@ -240,6 +326,85 @@ MIGRATIONS: list[list[str] | dict[str, list[str]]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+# ---- bounded database calls ------------------------------------------------------------------------
+
+
+class _Watch:
+    """One database call being watched: its deadline and a duplicate of its connection's socket."""
+
+    __slots__ = ("deadline", "done", "fired", "sock")
+
+    def __init__(self, deadline: float, sock: socket.socket) -> None:
+        self.deadline = deadline
+        self.sock: socket.socket | None = sock
+        self.done = False
+        self.fired = False
+
+
+class _Watchdog:
+    """Cuts the socket of a PostgreSQL call that outlives its deadline.
+
+    psycopg has no client-side query timeout, and TCP keepalives or tcp_user_timeout do not fire
+    while a host (or a proxy in front of it) still acknowledges packets but never answers. A
+    shutdown() of the socket makes the blocked call fail at once; the connection is then dropped.
+    The watch holds a dup() of the socket, so the number can never be reused by another socket
+    before the watch ends, and firing and stopping take one lock, so a call that finished (its
+    connection back in the pool) is never cut.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, conn: Any, deadline: float) -> _Watch | None:
+        try:
+            sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
+        except Exception:  # a connection without a socket fails on its own
+            return None
+        entry = _Watch(deadline, sock)
+        with self._cond:
+            heapq.heappush(self._heap, (deadline, next(self._order), entry))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="aftercal-db-watchdog", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is entry:
+                self._cond.notify()
+        return entry
+
+    def stop(self, entry: _Watch) -> bool:
+        """End a watch (idempotent); True if it fired, i.e. the connection was cut."""
+        with self._cond:
+            entry.done = True
+            sock, entry.sock = entry.sock, None
+        if sock is not None:
+            sock.close()
+        return entry.fired
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, _order, entry = self._heap[0]
+                delay = deadline - time.monotonic()
+                if delay > 0:
+                    self._cond.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+                entry.fired = True
+                if entry.sock is not None:
+                    with contextlib.suppress(OSError):
+                        entry.sock.shutdown(socket.SHUT_RDWR)
+
+
+_WATCHDOG = _Watchdog()
+
+
 # ---- the store -------------------------------------------------------------------------------------
 
 
@@ -252,13 +417,15 @@ class Store:
     target: str  # file path or libpq URL
     clock: Clock = _utc_now
     max_connections: int = 8
+    # Bound in seconds on every call (pool wait, connect, query); None waits as long as it takes.
+    timeout: float | None = None
     _idle: list[Any] = field(default_factory=list, repr=False)
     _open: int = field(default=0, repr=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     # -- connections
 
-    def _connect(self) -> Any:
+    def _connect(self, deadline: float | None = None) -> Any:
         if self.dialect == "sqlite":
             try:
                 if self.target != ":memory:" and not os.path.exists(self.target):
@@ -274,37 +441,79 @@ class Store:
         import psycopg
 
         try:
-            return psycopg.connect(self.target, autocommit=True, connect_timeout=10)
+            return psycopg.connect(self.target, autocommit=True, **self._pg_params(deadline))
         except psycopg.Error as exc:
             raise StoreError(
                 f"cannot connect to the treatment database {_safe_url(self.url)}: {_pg_reason(exc, self.url)}"
             ) from None
 
+    def _pg_params(self, deadline: float | None) -> dict[str, Any]:
+        """libpq parameters that bound a connection in time (the URL's own values win, but for the
+        connect timeout, which must fit in what is left of the call's bound)."""
+        if deadline is None or self.timeout is None:
+            return {"connect_timeout": 10}
+        from psycopg.conninfo import conninfo_to_dict
+
+        remaining = deadline - time.monotonic()
+        if remaining < MIN_DB_TIMEOUT:  # libpq cannot wait less than 2 s for a connection
+            raise StoreError(f"treatment database {_safe_url(self.url)}: no connection free within {self.timeout:g} s")
+        given = conninfo_to_dict(self.target)
+        params: dict[str, Any] = {"connect_timeout": int(remaining)}
+        options = str(given.get("options") or "")
+        if "statement_timeout" not in options:
+            params["options"] = f"{options} -c statement_timeout={int(self.timeout * 1000)}".strip()
+        # A host that vanishes (packets dropped): unacknowledged data, or an idle pooled connection,
+        # fails within seconds instead of the kernel's 15 minutes.
+        defaults = {
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "tcp_user_timeout": int(self.timeout * 1000),
+        }
+        params.update({key: value for key, value in defaults.items() if key not in given})
+        return params
+
     @contextmanager
-    def _conn(self) -> Iterator[Any]:
+    def _conn(self, *, slow: bool = False) -> Iterator[Any]:
         """Borrow a connection from the pool (at most `max_connections`, opened on demand).
 
-        A connection that broke (PostgreSQL restarted, network cut) is dropped, not returned, so
-        the next request opens a fresh one.
+        With `timeout` set, the whole call (waiting for a pooled connection, connecting, and the
+        caller's queries) ends within it: a PostgreSQL that stops answering gives a StoreError,
+        not a hung request. `slow` (migrations) allows MIGRATION_TIMEOUT instead.
+
+        A connection that broke (PostgreSQL restarted, network cut, cut by the watchdog) is
+        dropped, not returned, so the next request opens a fresh one.
         """
+        limit = None if self.timeout is None else max(self.timeout, MIGRATION_TIMEOUT) if slow else self.timeout
+        deadline = None if limit is None else time.monotonic() + limit
         with self._cond:
             while not self._idle and self._open >= self.max_connections:
-                self._cond.wait()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise StoreError(f"treatment database {_safe_url(self.url)}: no connection free within {limit:g} s")
+                self._cond.wait(remaining)
             conn = self._idle.pop() if self._idle else None
             if conn is None:
                 self._open += 1
         if conn is None:
             try:
-                conn = self._connect()
+                conn = self._connect(deadline)
             except BaseException:
                 with self._cond:
                     self._open -= 1
                     self._cond.notify()
                 raise
+        watch = _WATCHDOG.watch(conn, deadline) if deadline is not None and self.dialect == "postgres" else None
         try:
             yield conn
+        except Exception:
+            if watch is not None and _WATCHDOG.stop(watch):
+                raise StoreError(f"treatment database {_safe_url(self.url)}: no answer within {limit:g} s") from None
+            raise
         finally:
-            broken = bool(getattr(conn, "broken", False) or getattr(conn, "closed", False))
+            fired = watch is not None and _WATCHDOG.stop(watch)
+            broken = fired or bool(getattr(conn, "broken", False) or getattr(conn, "closed", False))
             with self._cond:
                 if broken:
                     self._open -= 1
@@ -329,9 +538,9 @@ class Store:
         return statement.replace("?", "%s") if self.dialect == "postgres" else statement
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self, *, slow: bool = False) -> Iterator[Any]:
         """A cursor inside BEGIN ... COMMIT (ROLLBACK on any error); SQLite takes the write lock at once."""
-        with self._conn() as conn:
+        with self._conn(slow=slow) as conn:
             yield from self._transaction(conn)
 
     def _transaction(self, conn: Any) -> Iterator[Any]:
@@ -371,9 +580,8 @@ class Store:
 
     def migrate(self) -> int:
         """Apply every pending migration; returns the schema version now in force."""
-        with self.transaction() as cur:
-            if self.dialect == "postgres":
-                cur.execute("SELECT pg_advisory_xact_lock(7234501)")
+        with self.transaction(slow=True) as cur:
+            self._migration_lock(cur)
             cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             cur.execute("SELECT version FROM schema_version")
             row = cur.fetchone()
@@ -388,9 +596,8 @@ class Store:
         for number in range(version + 1, SCHEMA_VERSION + 1):
             step = MIGRATIONS[number - 1]
             statements = step if isinstance(step, list) else step[self.dialect]
-            with self.transaction() as cur:
-                if self.dialect == "postgres":
-                    cur.execute("SELECT pg_advisory_xact_lock(7234501)")
+            with self.transaction(slow=True) as cur:
+                self._migration_lock(cur)
                 cur.execute("SELECT version FROM schema_version")
                 current = int(cur.fetchone()[0])
                 if current >= number:  # another process got there first
@@ -399,6 +606,13 @@ class Store:
                     cur.execute(statement)
                 cur.execute(self._sql("UPDATE schema_version SET version = ?"), (number,))
         return self.schema_version()
+
+    def _migration_lock(self, cur: Any) -> None:
+        """PostgreSQL: one migrating process at a time, with room for a slow step."""
+        if self.dialect == "postgres":
+            if self.timeout is not None:
+                cur.execute(f"SET LOCAL statement_timeout = {int(max(self.timeout, MIGRATION_TIMEOUT) * 1000)}")
+            cur.execute("SELECT pg_advisory_xact_lock(7234501)")
 
     def schema_version(self) -> int:
         rows = self._query("SELECT version FROM schema_version")
@@ -436,26 +650,36 @@ class Store:
                 raise InputError(
                     f"treatment {plan.treatment_id} already exists: use `aftercal treatments reschedule` to move it"
                 )
-            cur.execute(
-                self._sql(
-                    "INSERT INTO treatments (treatment_id, protocol, protocol_toml, start_local, zone, options, "
-                    "revision, status, created_at, updated_at, cancelled_at, token_hash, link_created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, NULL, ?, ?)"
-                ),
-                (
-                    plan.treatment_id,
-                    str(protocol),
-                    protocol_toml,
-                    start_text,
-                    plan.zone.key,
-                    options.to_json(),
-                    ACTIVE,
-                    _iso(now),
-                    _iso(now),
-                    hash_token(token),
-                    _iso(now),
-                ),
+            values = (
+                plan.treatment_id,
+                str(protocol),
+                protocol_toml,
+                start_text,
+                plan.zone.key,
+                options.to_json(),
+                ACTIVE,
+                _iso(now),
+                _iso(now),
+                hash_token(token),
+                _iso(now),
             )
+            try:
+                cur.execute(
+                    self._sql(
+                        "INSERT INTO treatments (treatment_id, protocol, protocol_toml, start_local, zone, options, "
+                        "revision, status, created_at, updated_at, cancelled_at, token_hash, link_created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, NULL, ?, ?)"
+                    ),
+                    values,
+                )
+            except Exception as exc:
+                # Another `add` of the same id committed between our check and our insert (PostgreSQL
+                # checks read committed data, so two adds can both pass the check): the same answer.
+                if _duplicate_treatment_id(exc):
+                    raise InputError(
+                        f"treatment {plan.treatment_id} already exists: use `aftercal treatments reschedule` to move it"
+                    ) from None
+                raise
         return self.get(plan.treatment_id), token
 
     def get(self, treatment_id: str) -> Treatment:
@@ -464,9 +688,23 @@ class Store:
             raise UnknownTreatmentError(f"no treatment {treatment_id!r} in the store (see `aftercal treatments list`)")
         return _row(rows[0])
 
-    def list(self) -> list[Treatment]:
+    def list(self, *, check: bool = False) -> list[Treatment]:
+        """Every treatment; a row that cannot be read comes back with `problem` set instead of
+        failing the list, and with `check` so does one whose feed would not render."""
         rows = self._query(f"SELECT {_COLUMNS} FROM treatments ORDER BY created_at, pk")
-        return [_row(r) for r in rows]
+        found = []
+        parsed: dict[tuple[str, str], CareProtocol] = {}
+        for values in rows:
+            try:
+                treatment = _row(values)
+            except InvalidTreatmentError as exc:
+                treatment = _lenient_row(values, exc.reason)
+            if check and treatment.problem is None:
+                problem = treatment.check(parsed)
+                if problem is not None:
+                    treatment = replace(treatment, problem=problem)
+            found.append(treatment)
+        return found
 
     def lookup_token(self, token: str) -> Treatment | None:
         """The treatment whose live link is `token`, else None (unknown, rotated or revoked alike)."""
@@ -540,6 +778,16 @@ class Store:
         return self._change(treatment_id, lambda _c, _n: {"token_hash": None, "link_created_at": None}, bump=False)
 
 
+def _duplicate_treatment_id(exc: Exception) -> bool:
+    """The unique index on treatment_id refused an insert (SQLite or PostgreSQL)."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "treatments.treatment_id" in str(exc)
+    if getattr(exc, "sqlstate", None) != "23505":  # unique_violation
+        return False
+    constraint = getattr(getattr(exc, "diag", None), "constraint_name", None)
+    return "treatment_id" in (constraint or str(exc))
+
+
 def _protocol_text(protocol: str) -> str:
     """The protocol's TOML text (shipped or a clinic file), stored so feeds never read files."""
     text_name = str(protocol)
@@ -591,8 +839,17 @@ def is_postgres_url(value: str) -> bool:
     return value.startswith(("postgresql://", "postgres://"))
 
 
-def open_store(url_or_path: str | Path | None = None, *, clock: Clock | None = None, migrate: bool = True) -> Store:
-    """A store for a file path, ``sqlite:///path``, or ``postgresql://...`` URL (None: the default file)."""
+def open_store(
+    url_or_path: str | Path | None = None,
+    *,
+    clock: Clock | None = None,
+    migrate: bool = True,
+    timeout: float | None = None,
+) -> Store:
+    """A store for a file path, ``sqlite:///path``, or ``postgresql://...`` URL (None: the default file).
+
+    `timeout` bounds every PostgreSQL call in seconds (the feed server sets DEFAULT_DB_TIMEOUT).
+    """
     if url_or_path is None or str(url_or_path) == "":
         path = default_db_path()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -613,6 +870,8 @@ def open_store(url_or_path: str | Path | None = None, *, clock: Clock | None = N
         store = Store(url=str(path), dialect="sqlite", target=str(path))
     if clock is not None:
         store.clock = clock
+    if timeout is not None:
+        store.timeout = max(float(timeout), MIN_DB_TIMEOUT)
     if migrate:
         try:
             store.migrate()
