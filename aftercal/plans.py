@@ -93,8 +93,12 @@ def render_plan(plan: CarePlan, *, stamp: datetime | None = None) -> bytes:
 
 
 def write_plan(plan: CarePlan, path: str | Path, *, stamp: datetime | None = None) -> None:
-    """Write the plan's .ics file atomically: on any error the previous file stays as it was."""
-    write_atomic(path, render_plan(plan, stamp=stamp))
+    """Write the plan's .ics file atomically: on any error the previous file stays as it was.
+
+    A new file with the patient's name in it is readable by its owner only (0600); without a
+    name it honours the umask. A file it replaces keeps its mode.
+    """
+    write_atomic(path, render_plan(plan, stamp=stamp), private=bool(plan.options.patient_name))
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,15 @@ remove, and the calendar it goes to) to a channel's `BatchPublisher` and returns
 `JobResult`. Nothing here prints: a caller that wants to show progress passes a `PublishEvents`
 whose methods are called as the run goes (the CLI draws its progress line and result lines from
 them). The channel modules and their client libraries are imported only when a run starts.
+
+Jobs are taken from the iterable given, planned and published CHUNK_JOBS at a time: a day's CSV
+of any length (`jobs_from_csv` makes each row's plan as it is read) never holds more plans than
+that in memory, and the first requests go out once the first chunk is planned.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,8 +23,9 @@ from typing import TYPE_CHECKING
 from aftercal.plans import now_stamp
 from calendars.base import JobResult, PublishJob, SyncSummary, sync_plan, unpublish_treatment
 from reminders import make_plan
-from reminders.appointments import BadRow, read_appointments
+from reminders.appointments import Appointment, BadRow, read_appointments
 from reminders.errors import AuthError, InputError, NotFoundError
+from reminders.protocol import CareProtocol, load_protocol
 from reminders.schedule import CarePlan, PlanOptions
 
 if TYPE_CHECKING:  # the channels' client libraries load only when a run starts
@@ -28,6 +34,10 @@ if TYPE_CHECKING:  # the channels' client libraries load only when a run starts
 
 CALDAV_BACKOFF_ENV = "AFTERCAL_CALDAV_BACKOFF"
 GOOGLE_BACKOFF_ENV = "AFTERCAL_GOOGLE_BACKOFF"
+# Jobs planned and published at a time (a plan is ~20 KB; a CalDAV calendar is read once per chunk).
+CHUNK_JOBS = 500
+# Protocols a CSV run keeps loaded (loading one is ~15 ms: 90% of making a plan).
+MAX_CACHED_PROTOCOLS = 32
 
 
 @dataclass(frozen=True)
@@ -43,16 +53,36 @@ def jobs_from_csv(
 ) -> Iterator[JobRow | BadRow]:
     """A day's treatments from an appointments CSV (reminders.appointments), one item per row.
 
-    A row that cannot become a plan is a BadRow (line and message) and the next row goes on; a
-    file that cannot be read at all is an InputError.
+    The file and its header are checked now (an InputError for the whole file); each row becomes
+    a plan only when it is reached, so a long file streams. A row that cannot become a plan is a
+    BadRow (line and message) and the next row goes on.
     """
-    for row in read_appointments(path):
+    return _csv_jobs(read_appointments(path), options, allow_fixed_zone)
+
+
+def _csv_jobs(
+    rows: Iterator[Appointment | BadRow], options: PlanOptions | None, allow_fixed_zone: bool
+) -> Iterator[JobRow | BadRow]:
+    protocols: dict[str, CareProtocol | InputError] = {}  # rows name a few protocols, many times
+    for row in rows:
         if isinstance(row, BadRow):
             yield row
             continue
+        protocol = protocols.get(row.protocol)
+        if protocol is None:
+            if len(protocols) >= MAX_CACHED_PROTOCOLS:
+                protocols.clear()
+            try:
+                protocol = load_protocol(row.protocol)
+            except InputError as exc:
+                protocol = exc
+            protocols[row.protocol] = protocol
+        if isinstance(protocol, InputError):
+            yield BadRow(row.line, str(protocol))
+            continue
         try:
             plan = make_plan(
-                row.protocol, row.start, row.zone, treatment_id=row.treatment_id, options=options,
+                protocol, row.start, row.zone, treatment_id=row.treatment_id, options=options,
                 allow_fixed_zone=allow_fixed_zone,
             )  # fmt: skip
         except InputError as exc:
@@ -63,9 +93,14 @@ def jobs_from_csv(
 
 @dataclass
 class PublishRun:
-    """Every job's result, in the jobs' order."""
+    """Every job's result, in the jobs' order.
+
+    Without `keep_actions` (a run of any length) the results keep their summary and error but not
+    their `actions`, which `PublishEvents.finished` saw.
+    """
 
     results: list[JobResult] = field(default_factory=list)
+    keep_actions: bool = True
 
     @property
     def failed(self) -> int:
@@ -113,25 +148,46 @@ def env_seconds(name: str, default: float) -> float:
     return seconds
 
 
-def _jobs(plans: Iterable[PublishJob | CarePlan], calendar: str | None = None) -> list[PublishJob]:
-    """Jobs for plans (or jobs), each with its calendar: its own, else `calendar` (None: left unset)."""
-    jobs = [item if isinstance(item, PublishJob) else PublishJob.publish(item) for item in plans]
-    return [replace(job, calendar=calendar) if calendar and not job.calendar else job for job in jobs]
+def _jobs(plans: Iterable[PublishJob | CarePlan], calendar: str | None = None) -> Iterator[PublishJob]:
+    """Jobs for plans (or jobs), each with its calendar: its own, else `calendar` (None: left unset).
+
+    Lazy: a plan is made (e.g. from a CSV row) only when its job is reached.
+    """
+    for item in plans:
+        job = item if isinstance(item, PublishJob) else PublishJob.publish(item)
+        yield replace(job, calendar=calendar) if calendar and not job.calendar else job
 
 
-def _report(jobs: list[PublishJob], results: list[JobResult], keep_going: bool, events: PublishEvents) -> PublishRun:
-    """Report each job's result in order; returns them all.
+def _chunks(jobs: Iterable[PublishJob]) -> Iterator[tuple[list[PublishJob], bool]]:
+    """The jobs CHUNK_JOBS at a time, each chunk with whether it is surely the run's only one.
+
+    A full chunk goes as soon as it is full (not one plan later), so it is never known to be alone.
+    """
+    chunk: list[PublishJob] = []
+    first = True
+    for job in jobs:
+        chunk.append(job)
+        if len(chunk) == CHUNK_JOBS:
+            yield chunk, False
+            chunk, first = [], False
+    if chunk:
+        yield chunk, first
+
+
+def _report(
+    run: PublishRun, jobs: list[PublishJob], results: list[JobResult], keep_going: bool, events: PublishEvents
+) -> None:
+    """Report each job's result in order and add it to `run`.
 
     A failed job ends the run (its error is raised) unless `keep_going`; a refused sign-in always
     does, as the same credentials would fail every other job too.
     """
-    run = PublishRun()
     for job, result in zip(jobs, results, strict=True):
         if result.error is not None and (not keep_going or isinstance(result.error, AuthError)):
             raise result.error
-        run.results.append(result)
         events.finished(job, result)
-    return run
+        # Actions hold the plan's reminders: dropped once reported, a long batch stays small.
+        run.results.append(result if run.keep_actions else replace(result, actions=None))
 
 
 # ---- CalDAV --------------------------------------------------------------------------------------------
@@ -164,22 +220,26 @@ def publish_caldav(
     dry_run: bool = False,
     keep_going: bool = False,
     events: PublishEvents | None = None,
+    keep_actions: bool = True,
 ) -> PublishRun:
     """Make a CalDAV calendar hold exactly each plan's events (idempotent; foreign events untouched).
 
     `calendar` is a display name or a URL; a job's own calendar overrides it. With `keep_going`
     a treatment that fails is reported in its result and the others go on; without it the first
-    failure is raised.
+    failure is raised. `plans` may be a lazy iterable (`jobs_from_csv`): it is consumed CHUNK_JOBS
+    at a time; `keep_actions=False` keeps memory bounded however long it is (see PublishRun).
     """
     from calendars.caldav import CalDavBatchPublisher
 
-    jobs = _jobs(plans, calendar)
     events = events or PublishEvents()
+    run = PublishRun(keep_actions=keep_actions)
     with connect_caldav(url, user, netrc_file=netrc_file, timeout=timeout, retries=retries) as conn:
         publisher = CalDavBatchPublisher(conn, calendar, create_calendar=create_calendar, stamp=now_stamp())
-        events.started(jobs)
-        results = publisher.publish_jobs(jobs, dry_run=dry_run, progress=events.progress)
-    return _report(jobs, results, keep_going, events)
+        for jobs, _only in _chunks(_jobs(plans, calendar)):
+            events.started(jobs)
+            results = publisher.publish_jobs(jobs, dry_run=dry_run, progress=events.progress)
+            _report(run, jobs, results, keep_going, events)
+    return run
 
 
 def unpublish_caldav(
@@ -249,21 +309,27 @@ def publish_google(
     dry_run: bool = False,
     keep_going: bool = False,
     events: PublishEvents | None = None,
+    keep_actions: bool = True,
 ) -> PublishRun:
     """Make Google calendars hold exactly each plan's events, in batch requests (idempotent).
 
     `calendar` NAME publishes into the calendar of that name that aftercal created (instead of
     `calendar_id`); `create_calendar` makes it when there is none, as for CalDAV. Such calendars
-    need only the narrow calendar.app.created scope. `keep_going` as for `publish_caldav`.
+    need only the narrow calendar.app.created scope. `keep_going`, `keep_actions` and lazy `plans`
+    as for `publish_caldav`.
     """
     if create_calendar and calendar is None:
         raise InputError("--create-calendar needs --calendar NAME: the name of the calendar to make")
     events = events or PublishEvents()
-    jobs = _jobs(plans)
+    run = PublishRun(keep_actions=keep_actions)
+    chunks = _chunks(_jobs(plans))
     with connect_google(
         credentials=credentials, api_endpoint=api_endpoint, no_auth=no_auth, app_created=calendar is not None
     ) as client:
-        first = next((job.plan for job in jobs if job.plan is not None), None)
+        head = next(chunks, None)
+        if head is None:
+            return run
+        first = next((job.plan for job in head[0] if job.plan is not None), None)
         if calendar is not None and first is not None:
             if create_calendar:
                 made = None if dry_run else client.ensure_calendar(calendar, first.zone.key)
@@ -276,10 +342,11 @@ def publish_google(
                     )
             events.calendar_ready(calendar, made)
             calendar_id = made or calendar_id
-        jobs = _jobs(jobs, calendar_id)
-        events.started(jobs)
-        results = _google_publish(client, jobs, dry_run, events)
-    return _report(jobs, results, keep_going, events)
+        for chunk, only in itertools.chain([head], chunks):
+            jobs = list(_jobs(chunk, calendar_id))
+            events.started(jobs)
+            _report(run, jobs, _google_publish(client, jobs, dry_run, events, alone=only), keep_going, events)
+    return run
 
 
 def unpublish_google(
@@ -294,20 +361,23 @@ def unpublish_google(
     events: PublishEvents | None = None,
 ) -> PublishRun:
     """Remove each treatment's events, and nothing else, from a Google calendar."""
-    jobs = [PublishJob.unpublish(treatment_id, calendar_id) for treatment_id in treatment_ids]
     events = events or PublishEvents()
+    run = PublishRun()
     with connect_google(credentials=credentials, api_endpoint=api_endpoint, no_auth=no_auth) as client:
-        events.started(jobs)
-        results = _google_publish(client, jobs, dry_run, events)
-    return _report(jobs, results, keep_going, events)
+        jobs_in = (PublishJob.unpublish(treatment_id, calendar_id) for treatment_id in treatment_ids)
+        for jobs, only in _chunks(jobs_in):
+            events.started(jobs)
+            _report(run, jobs, _google_publish(client, jobs, dry_run, events, alone=only), keep_going, events)
+    return run
 
 
 def _google_publish(
-    client: GooglePublisher, jobs: list[PublishJob], dry_run: bool, events: PublishEvents
+    client: GooglePublisher, jobs: list[PublishJob], dry_run: bool, events: PublishEvents, *, alone: bool
 ) -> list[JobResult]:
-    """One treatment by plain requests (calendars.base.sync_plan: its errors are raised, each naming
-    the request that failed); several through `publish_jobs`, which shares batch requests."""
-    if len(jobs) != 1:
+    """One treatment alone in its run by plain requests (calendars.base.sync_plan: its errors are
+    raised, each naming the request that failed); several through `publish_jobs`, which shares
+    batch requests (as does the last chunk of a long run, even if it holds one job)."""
+    if len(jobs) != 1 or not alone:
         return client.publish_jobs(jobs, dry_run=dry_run, progress=events.progress)
     job = jobs[0]
     publisher = client.for_calendar(job.calendar or client.calendar_id)

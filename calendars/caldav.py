@@ -28,8 +28,11 @@ read once (one REPORT) for all of them; a treatment that fails is reported and t
 
 from __future__ import annotations
 
+import hashlib
 import netrc
 import os
+import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 from xml.etree import ElementTree
+from xml.sax.saxutils import escape as xml_escape
 
 from calendars.base import (
     BatchProgressCallback,
@@ -283,15 +287,18 @@ class CalDavConnection:
         body: bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
         follow_redirects: bool = False,
+        check: Callable[[Any], None] | None = None,
     ) -> Any:
         """One request with retries on network errors, timeouts, 5xx and 429. Returns the response.
 
         A redirect answering a write raises RedirectError (see `_refuse_redirected_writes`).
         A read's redirect is followed by hand when `follow_redirects` (discovery: same method and
         body, each hop checked by `secure_or_loopback`; `response.url` is where it ended), else refused.
+        `check(response)` may raise MalformedAnswer (e.g. a 207 that is not XML): a read is then
+        retried like a 503, a write fails with one line.
         """
         for _hop in range(MAX_REDIRECTS + 1):
-            response = self._send_once(method, url, body=body, headers=headers)
+            response = self._send_once(method, url, body=body, headers=headers, check=check)
             if response.status_code not in REDIRECT_STATUS:
                 return response
             location = response.headers.get("Location")
@@ -309,8 +316,17 @@ class CalDavConnection:
             f"more than {MAX_REDIRECTS} redirects in a row; check --url",
         )  # fmt: skip
 
-    def _send_once(self, method: str, url: str, *, body: bytes | str | None, headers: Mapping[str, str] | None) -> Any:
-        """One request (no redirect followed), retried on network errors, timeouts, 5xx and 429."""
+    def _send_once(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | str | None,
+        headers: Mapping[str, str] | None,
+        check: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """One request (no redirect followed), retried on network errors, timeouts, 5xx and 429,
+        and, for a read, on an answer `check` finds malformed."""
         from caldav.lib.http_sync import requests as http
 
         if not secure_or_loopback(url):
@@ -339,6 +355,14 @@ class CalDavConnection:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 response.close()
                 raise Retryable(f"answered {status}", retry_after=retry_after)
+            if check is not None and status not in REDIRECT_STATUS:
+                try:
+                    check(response)
+                except MalformedAnswer as exc:
+                    problem = f"sent a malformed answer to {method} ({exc})"
+                    if method not in READ_ONLY_METHODS:  # a write may have happened: never sent twice
+                        raise ChannelError(f"CalDAV server {self.host} {problem}; run the same command again") from None
+                    raise Retryable(problem) from None
             return response
 
         def gave_up(last: Retryable) -> Exception:
@@ -350,14 +374,19 @@ class CalDavConnection:
         return self.retry.call(attempt, gave_up=gave_up)
 
     def library_call(self, what: str, call: Callable[[], Any]) -> Any:
-        """A `caldav` library call with the same retries and one-line errors as `send`."""
+        """A `caldav` library call (reads only) with the same retries and one-line errors as `send`."""
         from caldav.lib import error as caldav_error
         from caldav.lib.http_sync import requests as http
+        from lxml import etree  # type: ignore[import-untyped]  # the `caldav` library parses with lxml
 
         def attempt() -> Any:
             fatal: int | None = None  # raised outside `except`: no library exception is chained to ours
             try:
                 return call()
+            except etree.LxmlError as exc:
+                # The server's answer is not XML (a proxy's page, a cut-off body): only reads come
+                # here, so it is asked again.
+                raise Retryable(f"sent a malformed answer (not XML: {_first_line(exc)})") from None
             except caldav_error.AuthorizationError as exc:
                 fatal = getattr(exc, "status", None) or 401
             except caldav_error.RateLimitError:
@@ -418,7 +447,9 @@ class CalDavConnection:
         moved: list[str] = []  # where redirects led, for an accurate message
         for start in candidates:
             # Redirects followed by hand (HTTP clients turn a 302'd PROPFIND into GET).
-            response = self.send("PROPFIND", start, body=body, headers=headers, follow_redirects=True)
+            response = self.send(
+                "PROPFIND", start, body=body, headers=headers, follow_redirects=True, check=_check_multistatus
+            )
             url = str(response.url or start)
             redirected = strip_credentials(url) != strip_credentials(start)
             if redirected:
@@ -478,16 +509,113 @@ class CalDavConnection:
         if create and dry_run:
             return None
         if create:
-            made = self.library_call("creating the calendar", lambda: self.principal().make_calendar(name=calendar))
-            info = CalendarInfo(str(made.url), calendar)
+            info = self._make_calendar(calendar)
             assert self._calendars is not None
-            self._calendars.append(info)
+            if all(c.url != info.url for c in self._calendars):
+                self._calendars.append(info)
             return info.url
         names = ", ".join(repr(c.name) for c in self.calendars()) or "none"
         raise NotFoundError(
             f"no calendar named {calendar!r} for user {self.user!r} on {self.host} (calendars: {names}); "
             "check --calendar or add --create-calendar"
         )
+
+    def _make_calendar(self, name: str) -> CalendarInfo:
+        """MKCALENDAR at the path `calendar_segment(name)` gives under the calendar home.
+
+        A server refuses a second MKCALENDAR at one URL (Radicale 409, Xandikos 403, RFC 4918:
+        405; some 412): the calendar there is then used, when it is named `name` (or still has
+        no name: some servers set it after making the collection). So concurrent first runs, and
+        a MKCALENDAR retried after a lost answer, make one calendar.
+        """
+        home = str(self.library_call("finding the calendar home", lambda: self.principal().calendar_home_set.url))
+        url = urljoin(home if home.endswith("/") else home + "/", calendar_segment(name) + "/")
+        headers = {"Content-Type": "application/xml; charset=utf-8"}
+        status = self.send("MKCALENDAR", url, body=_mkcalendar_body(name), headers=headers).status_code
+        if status in (200, 201, 204):
+            return CalendarInfo(url, name)
+        if status in (403, 405, 409, 412):
+            existing = self._existing_collection(url)
+            if existing is not None:
+                is_calendar, shown = existing
+                if not is_calendar:
+                    raise ChannelError(
+                        f"cannot create calendar {name!r} on {self.host}: {strip_credentials(url)} exists and is not a "
+                        "calendar; give --calendar as the URL of a calendar"
+                    )
+                if shown and shown.casefold() != name.casefold():
+                    raise ChannelError(
+                        f"cannot create calendar {name!r} on {self.host}: its address {strip_credentials(url)} holds "
+                        f"calendar {shown!r}; rename that one back to {name!r}, or give --calendar as a URL"
+                    )
+                return CalendarInfo(url, shown or name)
+        self.raise_for_status(status, "creating the calendar")
+        raise ChannelError(f"CalDAV server {self.host} answered {status} when creating calendar {name!r}")
+
+    def _existing_collection(self, url: str) -> tuple[bool, str] | None:
+        """(is a calendar, display name) of the collection at `url`; None when there is none."""
+        headers = {"Depth": "0", "Content-Type": "application/xml; charset=utf-8"}
+        response = self.send("PROPFIND", url, body=_COLLECTION_PROPFIND, headers=headers, check=_check_multistatus)
+        if response.status_code in (404, 410):
+            return None
+        self.raise_for_status(response.status_code, "reading the calendar")
+        if response.status_code != 207:
+            return None
+        root = _xml_root(response.content)
+        is_calendar = root.find(".//d:resourcetype/c:calendar", _NS) is not None
+        shown = root.findtext(".//d:displayname", default="", namespaces=_NS).strip()
+        return is_calendar, shown
+
+
+class MalformedAnswer(Exception):
+    """A server's answer that is not what the protocol says (a 207 that is not XML): its fault.
+
+    Control flow inside `CalDavConnection.send` (a read is retried); never reaches a person.
+    """
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+
+
+def _xml_root(xml: bytes) -> ElementTree.Element:
+    try:
+        return ElementTree.fromstring(xml)
+    except ElementTree.ParseError as exc:
+        raise MalformedAnswer(f"not XML: {_first_line(exc)}") from None
+
+
+def _check_multistatus(response: Any) -> None:
+    if response.status_code == 207:
+        _xml_root(response.content)
+
+
+def calendar_segment(name: str) -> str:
+    """The collection name of a calendar aftercal makes: a slug of `name` and a hash of it.
+
+    The same name always gives the same path, so two runs creating "Race Cal" at once (or a
+    MKCALENDAR retried after its answer was lost) meet at one URL, where the server accepts one
+    MKCALENDAR and refuses the others. The hash is of the case-folded name, as names are matched.
+    """
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii").lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", plain).strip("-")[:40].strip("-") or "calendar"
+    digest = hashlib.sha256(name.casefold().encode("utf-8")).hexdigest()[:12]
+    return f"{slug}-{digest}"
+
+
+def _mkcalendar_body(name: str) -> str:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<c:mkcalendar xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:set><d:prop>'
+        f"<d:displayname>{xml_escape(name)}</d:displayname>"
+        "</d:prop></d:set></c:mkcalendar>"
+    )
+
+
+_COLLECTION_PROPFIND = (
+    '<?xml version="1.0" encoding="utf-8"?>'
+    '<d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/><d:displayname/></d:prop></d:propfind>'
+)
 
 
 def _first_text(xml: bytes, path: str) -> str | None:
@@ -548,13 +676,13 @@ class _Resource:
 
 
 def _parse_resources(xml: bytes, base: str) -> list[_Resource]:
-    """The events of a calendar-query multistatus; resources that do not parse are skipped."""
+    """The events of a calendar-query multistatus; resources that do not parse are skipped.
+
+    Raises MalformedAnswer when the multistatus itself is not XML.
+    """
     from icalendar import Calendar
 
-    try:
-        root = ElementTree.fromstring(xml)
-    except ElementTree.ParseError:
-        raise ChannelError("the CalDAV server sent a reply that is not XML") from None
+    root = _xml_root(xml)  # MalformedAnswer: the caller's request is asked again
     found: list[_Resource] = []
     for response in root.findall("d:response", _NS):
         href = response.findtext("d:href", default="", namespaces=_NS).strip()
@@ -612,32 +740,40 @@ class CalDavPublisher:
 
     # -- reading --
 
-    def _report(self, body: str) -> Any:
-        assert self.calendar_url is not None
+    def _report(self, body: str) -> tuple[Any, list[_Resource]]:
+        """A calendar-query REPORT: the response and, for a 207, its events (parsed as the answer
+        arrives, so that one that is not XML is asked again)."""
+        calendar_url = self.calendar_url
+        assert calendar_url is not None
         headers = {"Depth": "1", "Content-Type": "application/xml; charset=utf-8"}
-        return self.conn.send("REPORT", self.calendar_url, body=body, headers=headers)
+        found: list[_Resource] = []
+
+        def parse(response: Any) -> None:
+            if response.status_code == 207:
+                found[:] = _parse_resources(response.content, calendar_url)
+
+        return self.conn.send("REPORT", calendar_url, body=body, headers=headers, check=parse), found
 
     def _query(self, prop: str, value: str) -> list[_Resource]:
         """Events whose `prop` contains `value` (server filter; all events if it cannot filter)."""
         assert self.calendar_url is not None
         if self.filter_supported:
-            response = self._report(_query_body(prop, value))
+            response, found = self._report(_query_body(prop, value))
             if response.status_code in (400, 403, 415, 422, 501):
                 # Some servers refuse prop-filters on X- properties: list everything, filter here.
                 self.filter_supported = False
             else:
-                return self._resources(response)
+                return self._resources(response, found)
         return self._query_all()
 
     def _query_all(self) -> list[_Resource]:
-        return self._resources(self._report(_UNFILTERED))
+        return self._resources(*self._report(_UNFILTERED))
 
-    def _resources(self, response: Any) -> list[_Resource]:
-        assert self.calendar_url is not None
+    def _resources(self, response: Any, found: list[_Resource]) -> list[_Resource]:
         self.conn.raise_for_status(response.status_code, "reading events", calendar=self.label)
         if response.status_code != 207:
             raise ChannelError(f"CalDAV server {self.conn.host} answered {response.status_code} to a calendar query")
-        return _parse_resources(response.content, self.calendar_url)
+        return found
 
     def fetch(self, plan_tag: str) -> dict[str, RemoteEvent]:
         if self.calendar_url is None:

@@ -34,9 +34,10 @@ import contextlib
 import copy
 import dataclasses
 import hashlib
+import http.client
 import json
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -202,6 +203,8 @@ def _failure(exc: BaseException, method: str = "") -> _Failure:
     if not isinstance(exc, HttpError):
         return _Failure(0, type(exc).__name__, str(exc) or type(exc).__name__)
     status = int(exc.resp.status)
+    if status < 300:  # raised by `_checked` for a batch part: its 2xx body could not be read
+        return _Failure(status, MALFORMED, "not JSON")
     if 300 <= status < 400:
         location = exc.resp.get("location") if hasattr(exc.resp, "get") else None
         uri = str(getattr(exc, "uri", "") or "")
@@ -259,7 +262,29 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     import httplib2  # type: ignore[import-untyped]
 
     # google.auth's TransportError: a token refresh in the middle of a call could not reach Google.
-    return (httplib2.HttpLib2Error, OSError, socket.timeout, google.auth.exceptions.TransportError)
+    # http.client's HTTPException: an answer cut short (IncompleteRead) or not HTTP at all.
+    return (
+        httplib2.HttpLib2Error, OSError, socket.timeout, http.client.HTTPException,
+        google.auth.exceptions.TransportError,
+    )  # fmt: skip
+
+
+# _Failure.reason of a 2xx answer whose body is not the JSON the API documents (a proxy's page,
+# a body cut short): the server's fault, retried like a 503 where that is safe.
+MALFORMED = "malformedAnswer"
+
+
+def _malformed(exc: BaseException, status: int = 200) -> _Failure:
+    detail = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+    return _Failure(status, MALFORMED, f"not JSON: {detail}")
+
+
+class _AnswerLost(Exception):
+    """A write's answer never arrived, or was unreadable: it may have been done (control flow)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
 
 
 # ---- the publisher -----------------------------------------------------------------------------------
@@ -318,12 +343,14 @@ class GooglePublisher:
         self.batch_size = max(1, min(batch_size, 1000))
         self.retry = retry
         self.credentials = credentials
+        self.host = urlsplit(batch_uri).netloc  # names the server in errors
         self.stats = RequestStats()
         # The access token as loaded from aftercal's token file (None: credentials from elsewhere).
         self.stored_token: str | None = None
         self.page_size = 2500  # events per list page (Google's maximum)
         self._cancelled_ids: set[tuple[str, str]] = set()  # (calendar id, event id) seen cancelled
         self._events_resource: Any = None
+        self._can_list: bool | None = None  # may the calendar list be read (None: not asked yet)
 
     def events_api(self) -> Any:
         """The events collection; built once (googleapiclient builds it anew, at ~7 ms, per call)."""
@@ -359,35 +386,59 @@ class GooglePublisher:
     # -- single requests with retries --
 
     def _retryable(self, failure: _Failure) -> bool:
-        """Transport errors (status 0), the policy's statuses, and Google's 403 rate limits."""
-        if failure.status == 0 or self.retry.is_retryable(failure.status):
+        """Transport errors (status 0), the policy's statuses, Google's 403 rate limits, and answers
+        that are not JSON (every call aftercal makes through here may be made again)."""
+        if failure.status == 0 or failure.reason == MALFORMED or self.retry.is_retryable(failure.status):
             return True
         return failure.status == 403 and failure.reason in RETRYABLE_403
 
-    def _execute(self, request: Any, what: str) -> Any:
-        """One API call, retried by the policy on 429 / 5xx / 403 rate limits / network errors."""
+    def _execute(
+        self, request: Any, what: str, *, once: bool = False, valid: Callable[[dict[str, Any]], bool] | None = None
+    ) -> dict[str, Any]:
+        """One API call answered by a JSON object (`valid` checks it further), retried by the policy
+        on 429 / 5xx / 403 rate limits / network errors / answers that are not JSON.
+
+        `once`: a call that must not be made twice (calendars.insert). An answer that may hide a
+        done call (lost, 5xx, unreadable) raises _AnswerLost instead of a retry; refusals Google
+        did not act on (429, 403 rate limits) are still retried.
+        """
         import google.auth.exceptions
         from googleapiclient.errors import HttpError
 
         method = str(getattr(request, "method", "") or "")
         last = _Failure(0, "", "")
 
-        def attempt() -> Any:
+        def attempt() -> dict[str, Any]:
             nonlocal last
             self.stats.http_requests += 1
             self.stats.api_calls += 1
+            retry_after = None
             try:
-                return request.execute(num_retries=0)
+                answer = request.execute(num_retries=0)
             except google.auth.exceptions.RefreshError:
                 raise sign_in_refused() from None
             except (HttpError, *_transport_errors()) as exc:
                 last = _failure(exc, method)
                 retry_after = _retry_after(exc)
+            except ValueError as exc:  # googleapiclient could not decode a 2xx answer
+                last = _malformed(exc)
+            else:
+                if isinstance(answer, dict) and (valid is None or valid(answer)):
+                    return answer
+                last = _Failure(200, MALFORMED, f"not the JSON object of the API ({type(answer).__name__})")
+            if once and (last.status == 0 or last.status >= 500 or last.reason == MALFORMED):
+                raise _AnswerLost(f"{last.reason or last.status}: {last.message}" if last.status else last.message)
             if not self._retryable(last):
                 raise _permanent_error(last, what, self.calendar_id)
             raise Retryable(f"{last.status} {last.reason}", retry_after=retry_after)
 
         def gave_up(_: Retryable) -> Exception:
+            if last.reason == MALFORMED:
+                return TransientError(
+                    f"the Calendar API at {self.host} kept sending answers that are not what the API documents "
+                    f"while trying to {what} ({last.message}; {self.retry.attempts} attempts); run the same command "
+                    "again later, and check --api-endpoint if it keeps happening"
+                )
             if last.status == 0:
                 return TransientError(
                     f"cannot reach the Calendar API to {what} ({last.reason}, {self.retry.attempts} attempts); "
@@ -398,7 +449,8 @@ class GooglePublisher:
                 f"{self.retry.attempts} attempts); run the same command again later"
             )
 
-        return self.retry.call(attempt, gave_up=gave_up)
+        result: dict[str, Any] = self.retry.call(attempt, gave_up=gave_up)
+        return result
 
     # -- Publisher --
 
@@ -407,7 +459,9 @@ class GooglePublisher:
         events: dict[str, RemoteEvent] = {}
         page: str | None = None
         while True:
-            response = self._execute(self._list_request(self.calendar_id, plan_tag, page), "list events")
+            response = self._execute(
+                self._list_request(self.calendar_id, plan_tag, page), "list events", valid=_is_list_page
+            )
             page = self._collect(self.calendar_id, plan_tag, response, events)
             if not page:
                 return events
@@ -540,6 +594,7 @@ class GooglePublisher:
         pending = list(ops)
         errors: dict[int, ChannelError] = {}
         attempt = 0
+        last = _Failure(0, "", "")  # the last retryable failure, for the message when retries run out
         while pending:
             again: list[_Op] = []
             retry: list[_Op] = []
@@ -562,6 +617,7 @@ class GooglePublisher:
                         again.append(follow)
                     elif self._retryable(failure):
                         retry.append(op)
+                        last = failure
                     elif op.owner not in errors:
                         what = "list events" if op.kind == "list" else f"{op.kind} event {op.label}"
                         errors[op.owner] = _permanent_error(failure, what, op.calendar_id)
@@ -572,8 +628,8 @@ class GooglePublisher:
                         errors.setdefault(
                             op.owner,
                             TransientError(
-                                f"Google kept failing ({len(retry)} call(s) still failing after {attempt} attempts); "
-                                "run the same command again later"
+                                f"Google kept failing ({len(retry)} call(s) still failing after {attempt} attempts, "
+                                f"last: {self._describe(last)}); run the same command again later"
                             ),
                         )
                     # Give up on these, but still send the follow-ups (409 -> update, next list
@@ -583,6 +639,13 @@ class GooglePublisher:
                     self.retry.wait(attempt - 1)
             pending = again + retry
         return errors
+
+    def _describe(self, failure: _Failure) -> str:
+        if failure.reason == MALFORMED:
+            return f"the Calendar API at {self.host} answered with a body that is not JSON"
+        if failure.status == 0:
+            return f"cannot reach {self.host}: {failure.reason}"
+        return f"{failure.status} {failure.reason}".strip()
 
     def _done(self, op: _Op, progress: BatchProgressCallback | None) -> None:
         if op.summary is not None:
@@ -613,12 +676,15 @@ class GooglePublisher:
         def callback(request_id: str, response: Any, exception: BaseException | None) -> None:
             op = chunk[int(request_id)]
             failure = None if exception is None else _failure(exception, _METHODS.get(op.kind, ""))
+            if failure is None and op.kind != "delete" and not _is_answer(op.kind, response):
+                # googleapiclient hands over a 2xx body that is not JSON as text (a delete has no body)
+                failure = _Failure(200, MALFORMED, "not JSON")
             results[request_id] = (op, response, failure)
 
         # Not service.new_batch_http_request(): that one ignores a custom API endpoint.
         batch = BatchHttpRequest(callback=callback, batch_uri=self.batch_uri)
         for index, op in enumerate(chunk):
-            batch.add(self._request(op), request_id=str(index))
+            batch.add(_checked(self._request(op)), request_id=str(index))
         self.stats.http_requests += 1
         self.stats.api_calls += len(chunk)
         try:
@@ -631,35 +697,145 @@ class GooglePublisher:
         except (HttpError, *_transport_errors()) as exc:
             failure = _failure(exc, "POST")
             return [(op, None, failure) for op in chunk]
+        except (ValueError, IndexError) as exc:
+            # googleapiclient could not read the batch answer, or one of its parts: the parts
+            # already handed over keep their answers, the others are asked again.
+            failure = _malformed(exc)
+            return [results.get(str(index), (op, None, failure)) for index, op in enumerate(chunk)]
         missing = _Failure(502, "missingPart", "the batch answer left this call out")
         return [results.get(str(index), (op, None, missing)) for index, op in enumerate(chunk)]
 
     # -- calendars (for calendar.app.created) --
 
     def find_calendar(self, name: str) -> str | None:
-        """Id of the calendar aftercal created under `name` (remembered in the config dir), if it still exists."""
-        known = _load_calendars().get(f"{self.batch_uri}|{name}")
+        """Id of the calendar aftercal created under `name`, if it still exists: the one remembered
+        in the config dir, else one found in the account's calendar list (when the scope allows)."""
+        key = f"{self.batch_uri}|{name}"
+        known = _load_calendars().get(key)
         if known:
             with contextlib.suppress(NotFoundError):
                 self._execute(self.service.calendars().get(calendarId=known), "read the calendar")
                 return known
-        return None
+        found = self._listed_calendar(name)
+        if found is not None:
+            _remember_calendar(key, found)
+        return found
 
     def ensure_calendar(self, name: str, zone: str) -> str:
-        """Id of the calendar aftercal created under `name`, or a new one made now and remembered."""
+        """Id of the calendar aftercal created under `name`, or a new one made now and remembered.
+
+        Google chooses calendar ids, so a calendars.insert cannot be made idempotent. It is sent
+        once: an answer that is lost (or unreadable, or a 5xx) may hide a made calendar, so aftercal
+        looks for it in the calendar list (matching the name and the tag it writes in the
+        description) before inserting again. With only the calendar.app.created scope Google
+        refuses that list: the run then stops and says so instead of risking a second calendar.
+        """
         known = self.find_calendar(name)
         if known:
             return known
-        remembered = _load_calendars()
-        key = f"{self.batch_uri}|{name}"
-        created = self._execute(
-            self.service.calendars().insert(body={"summary": name, "timeZone": zone}), "create a calendar"
+        body = {"summary": name, "timeZone": zone, "description": f"Aftercare reminders made by aftercal. {_tag(name)}"}
+        for attempt in range(self.retry.attempts):
+            # Never on a kept-alive connection: one the server closed meanwhile would lose the answer.
+            self.service.close()
+            try:
+                created = self._execute(self.service.calendars().insert(body=body), "create a calendar", once=True)
+            except _AnswerLost as lost:
+                problem = lost.problem
+            else:
+                calendar_id = created.get("id")
+                if isinstance(calendar_id, str) and calendar_id:
+                    _remember_calendar(f"{self.batch_uri}|{name}", calendar_id)
+                    return calendar_id
+                problem = "the answer holds no calendar id"
+            if self._can_list is False:
+                raise ChannelError(
+                    f"Google may have made calendar {name!r} but its answer was lost ({self.host}: {problem}); "
+                    "with the calendar.app.created scope aftercal cannot look for it, so it did not ask again: "
+                    f"delete an empty calendar {name!r} in Google Calendar if there is one, then run the same "
+                    "command again"
+                )
+            self.retry.wait(attempt)
+            found = self._listed_calendar(name)
+            if found is not None:
+                _remember_calendar(f"{self.batch_uri}|{name}", found)
+                return found
+        raise TransientError(
+            f"Google kept losing the answer to creating calendar {name!r} ({self.host}, {self.retry.attempts} "
+            "attempts); run the same command again later"
         )
-        calendar_id = str(created["id"])
-        remembered[key] = calendar_id
-        ensure_config_dir()
-        write_atomic(config_dir() / CALENDARS_FILE, json.dumps(remembered, indent=2).encode(), mode=0o600)
-        return calendar_id
+
+    def _listed_calendar(self, name: str) -> str | None:
+        """The id of the calendar aftercal made under `name`, from the account's calendar list.
+
+        None when there is none, or when the list may not be read: Google refuses calendarList.list
+        to the calendar.app.created scope (403); remembered in `_can_list`, it is not asked again.
+        """
+        if self._can_list is False:
+            return None
+        tag = _tag(name)
+        page: str | None = None
+        while True:
+            request = self.service.calendarList().list(minAccessRole="owner", showHidden=True, pageToken=page)
+            try:
+                answer = self._execute(request, "list calendars", valid=_is_list_page)
+            except (AuthError, NotFoundError):  # the scope does not allow it; an endpoint without it
+                self._can_list = False
+                return None
+            self._can_list = True
+            for item in answer.get("items", []):
+                same_name = str(item.get("summary", "")).casefold() == name.casefold()
+                if same_name and tag in str(item.get("description") or "") and item.get("id"):
+                    return str(item["id"])
+            page = answer.get("nextPageToken")
+            if not page:
+                return None
+
+
+def _tag(name: str) -> str:
+    """What marks, in its description, the calendar aftercal made under `name` (case-insensitive, as names are)."""
+    return f"[aftercal:{hashlib.sha256(name.casefold().encode('utf-8')).hexdigest()[:16]}]"
+
+
+def _remember_calendar(key: str, calendar_id: str) -> None:
+    remembered = _load_calendars()
+    if remembered.get(key) == calendar_id:
+        return
+    remembered[key] = calendar_id
+    ensure_config_dir()
+    write_atomic(config_dir() / CALENDARS_FILE, json.dumps(remembered, indent=2).encode(), mode=0o600)
+
+
+def _checked(request: Any) -> Any:
+    """`request`, whose 2xx answer that is not JSON fails its own batch part, retried as a 503 is.
+
+    googleapiclient decodes each part inside `BatchHttpRequest.execute` and lets a ValueError out,
+    losing the answers of the whole batch; an HttpError instead reaches the part's callback.
+    """
+    from googleapiclient.errors import HttpError
+
+    decode = request.postproc
+
+    def postproc(resp: Any, content: bytes) -> Any:
+        try:
+            return decode(resp, content)
+        except ValueError:
+            raise HttpError(resp, content, uri=request.uri) from None
+
+    request.postproc = postproc
+    return request
+
+
+def _is_answer(kind: str, response: Any) -> bool:
+    """Whether a batch part's decoded answer is what its call answers: a JSON object (a page for a list)."""
+    return _is_list_page(response) if kind == "list" else isinstance(response, dict)
+
+
+def _is_list_page(response: Any) -> bool:
+    """A page of events.list or calendarList.list: a JSON object whose items (if any) are objects."""
+    if not isinstance(response, dict):
+        return False
+    items = response.get("items", [])
+    return isinstance(items, list) and all(isinstance(item, dict) for item in items)
 
 
 def _load_calendars() -> dict[str, str]:

@@ -18,8 +18,10 @@ imported inside the functions that need them.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,12 +58,27 @@ def token_path() -> Path:
 
 
 def ensure_config_dir() -> Path:
-    """The config folder, made (mode 0700) when missing."""
+    """The config folder, made when missing; always 0700 (it holds the sign-in token).
+
+    A folder that exists with a looser mode (made by hand, or by another tool under umask 022)
+    is tightened; when it cannot be, aftercal says so instead of storing a token there.
+    """
     folder = config_dir()
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ChannelError(f"cannot create config folder {folder}: {exc.strerror or exc}") from None
+    current = None
+    try:
+        current = stat.S_IMODE(folder.stat().st_mode)
+        if current != 0o700:
+            os.chmod(folder, 0o700)
+    except OSError as exc:
+        shown = f"mode {current:04o}" if current is not None else "mode unknown"
+        raise ChannelError(
+            f"config folder {folder} is not private ({shown}) and cannot be made so "
+            f"({exc.strerror or exc}): make it 0700 (chmod 700 {folder}) or set ${CONFIG_ENV} to a folder of yours"
+        ) from None
     return folder
 
 
@@ -179,11 +196,48 @@ def _refresh(credentials: AnyCredentials) -> None:
 # ---- transport -------------------------------------------------------------------------------------------
 
 
+class AnswerLost(ConnectionError):
+    """The connection closed before any answer to a request that changes something: it may have
+    been done. Raised instead of letting httplib2 send it again (see `_NoResend`)."""
+
+
+# Requests that httplib2 may send again when their connection closed before an answer.
+_RESENDABLE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class _NoResend:
+    """An httplib2 connection on which a lost answer is an error, not a reason to send again.
+
+    httplib2 re-sends any request, POST included, whose connection closed before a status line
+    (taking it for a stale kept-alive connection): a calendars.insert whose answer was lost then
+    made a second calendar. Its callers decide instead: event writes are idempotent and retried,
+    a calendar is looked for before it is made again (calendars/gcal.py).
+    """
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def getresponse(self) -> Any:
+        try:
+            return self._conn.getresponse()
+        except http.client.BadStatusLine:  # RemoteDisconnected is one
+            raise AnswerLost("the connection closed before an answer") from None
+
+
 def new_http() -> Any:
-    """An httplib2.Http (untyped library) that never follows redirects."""
+    """An httplib2.Http (untyped library) that never follows redirects and never re-sends a write."""
     import httplib2  # type: ignore[import-untyped]
 
-    http = httplib2.Http(timeout=HTTP_TIMEOUT)
+    class Http(httplib2.Http):  # type: ignore[misc]
+        def _conn_request(self, conn: Any, request_uri: str, method: str, body: Any, headers: Any) -> Any:
+            if method not in _RESENDABLE:
+                conn = _NoResend(conn)
+            return super()._conn_request(conn, request_uri, method, body, headers)
+
+    http = Http(timeout=HTTP_TIMEOUT)
     # The Calendar API never redirects. Followed, a 303'd batch POST became a GET whose 200 was
     # taken for the batch's answer, and a redirected list's `{}` for "no events": a 3xx must
     # surface as itself (googleapiclient raises HttpError for it).

@@ -8,7 +8,9 @@ Columns (header row required, any order, names case-insensitive):
     zone      IANA time zone (required)
     calendar  calendar to publish to (optional; overrides --calendar / --calendar-id)
 
-A bad row is reported with its line number and skipped; the other rows go on.
+A bad row is reported with its line number and skipped; the other rows go on. Rows are read
+lazily, one at a time, so a caller can make and publish plans as it goes; the file itself must be
+a regular file of at most MAX_CSV_BYTES (a day's list is kilobytes: 100,000 rows are ~6 MB).
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reminders.errors import InputError
+from reminders.files import read_bounded_text
 
 REQUIRED = ("id", "protocol", "start", "zone")
+MAX_CSV_BYTES = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -41,26 +46,43 @@ class BadRow:
 
 
 def read_appointments(path: str | Path) -> Iterator[Appointment | BadRow]:
-    """Rows of an appointments CSV; a missing file or header is an InputError for the whole file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    """Rows of an appointments CSV, read as they are iterated.
+
+    The file and its header are checked at once: a missing, unreadable, oversized or headerless
+    file is an InputError for the whole file, raised by this call (before any row is used).
+    """
+    text = read_bounded_text(path, MAX_CSV_BYTES, "an appointments CSV", encoding="utf-8-sig")
     reader = csv.reader(io.StringIO(text))
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
         raise InputError(f"{path}: empty file, expected a header row: id,protocol,start,zone[,calendar]") from None
+    except csv.Error as exc:
+        raise InputError(f"{path}: line 1: {exc}") from None
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise InputError(f"{path}: line 1: missing column(s) {', '.join(missing)}")
     index = {name: header.index(name) for name in (*REQUIRED, "calendar") if name in header}
-    for row in reader:
+    return _rows(reader, len(header), index)
+
+
+def _rows(reader: Any, columns: int, index: dict[str, int]) -> Iterator[Appointment | BadRow]:
+    """The rows after the header; `reader` is a csv.reader (its line_num numbers the rows)."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # The quoting broke (a stray quote opens a field that never ends): nothing after
+            # this line can be trusted to be split right, so the rest of the file is not read.
+            yield BadRow(reader.line_num, f"{exc}; the rest of the file was not read")
+            return
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
-        if len(row) < len(header):
-            yield BadRow(line, f"expected {len(header)} columns, found {len(row)}")
+        if len(row) < columns:
+            yield BadRow(line, f"expected {columns} columns, found {len(row)}")
             continue
         values = {name: row[i].strip() for name, i in index.items()}
         empty = [c for c in REQUIRED if not values[c]]

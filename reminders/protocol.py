@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reminders.errors import ProtocolError
+from reminders.files import read_bounded_text
 
 StepKind = Literal["timed", "milestone", "window", "rebook", "expect", "contact"]
 STEP_KINDS: tuple[str, ...] = ("timed", "milestone", "window", "rebook", "expect", "contact")
@@ -154,20 +155,9 @@ def _load(name_or_path: str | Path, *, depth: int) -> CareProtocol:
 
 def _read_protocol_file(path: Path) -> str:
     """The text of a protocol file: a regular file of bounded size (not /dev/zero, not a FIFO)."""
-    try:
-        if not path.is_file():
-            problem = "no such file" if not path.exists() else "not a regular file"
-            raise ProtocolError(str(path), problem)
-        with path.open("rb") as handle:
-            data = handle.read(MAX_PROTOCOL_BYTES + 1)
-    except OSError as exc:
-        raise ProtocolError(str(path), f"cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_PROTOCOL_BYTES:
-        raise ProtocolError(str(path), f"larger than {MAX_PROTOCOL_BYTES:,} bytes: not a protocol file")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ProtocolError(str(path), "not UTF-8 text") from None
+    return read_bounded_text(
+        path, MAX_PROTOCOL_BYTES, "a protocol file", error=lambda problem: ProtocolError(str(path), problem)
+    )
 
 
 def parse_protocol(text: str, *, origin: str) -> CareProtocol:

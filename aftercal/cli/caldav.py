@@ -77,14 +77,15 @@ def publish_caldav(
 
         AFTERCAL_CALDAV_PASSWORD=... aftercal publish caldav microneedling --at 2026-11-24T10:00 --tz Europe/Paris --id T-1001 --url https://caldav.example.com/ --user clinic --calendar aftercare
     """  # noqa: E501 - one line: pasted examples must not depend on a trailing backslash
-    jobs, skipped = collect_jobs(protocol, at, args, from_csv)
+    jobs = collect_jobs(protocol, at, args, from_csv)
     with Reporter(dry_run=dry_run) as reporter:
         run = publishing.publish_caldav(
             jobs, url=url, user=user, calendar=calendar, netrc_file=netrc_file, timeout=timeout, retries=retries,
             create_calendar=create_calendar, dry_run=dry_run, keep_going=from_csv is not None, events=reporter,
+            keep_actions=False,
         )  # fmt: skip
-    warn_single_job(jobs, from_csv)
-    end_run(run, batch=from_csv is not None, dry_run=dry_run, skipped=skipped)
+    warn_single_job(jobs)
+    end_run(run, batch=from_csv is not None, dry_run=dry_run, skipped=jobs.skipped)
 
 
 @unpublish_app.command("caldav")

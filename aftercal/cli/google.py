@@ -131,15 +131,15 @@ def publish_google(
         aftercal publish google microneedling --at 2026-11-24T10:00 --tz America/Chicago --id T-1001 --calendar-id primary
         aftercal publish google --from examples/appointments.csv
     """  # noqa: E501 - one line: pasted examples must not depend on a trailing backslash
-    jobs, skipped = collect_jobs(protocol, at, args, from_csv)
+    jobs = collect_jobs(protocol, at, args, from_csv)
     with Reporter(dry_run=dry_run) as reporter:
         run = publishing.publish_google(
             jobs, calendar_id=calendar_id, calendar=calendar, create_calendar=create_calendar, credentials=credentials,
             api_endpoint=api_endpoint, no_auth=no_auth, dry_run=dry_run, keep_going=from_csv is not None,
-            events=reporter,
+            events=reporter, keep_actions=False,
         )  # fmt: skip
-    warn_single_job(jobs, from_csv)
-    end_run(run, batch=from_csv is not None, dry_run=dry_run, skipped=skipped)
+    warn_single_job(jobs)
+    end_run(run, batch=from_csv is not None, dry_run=dry_run, skipped=jobs.skipped)
 
 
 @unpublish_app.command("google")

@@ -11,50 +11,64 @@ import typer
 from aftercal import JobResult, PublishJob, SyncActions
 from aftercal.cli.common import build_plan, warn_if_past
 from aftercal.cli.options import PlanArgs
-from aftercal.publishing import PublishEvents, PublishRun, jobs_from_csv
+from aftercal.publishing import JobRow, PublishEvents, PublishRun, jobs_from_csv
 from reminders.appointments import BadRow
 from reminders.errors import InputError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from rich.progress import Progress, TaskID
 
 
-def collect_jobs(
-    protocol: str | None, at: str | None, args: PlanArgs, from_csv: Path | None
-) -> tuple[list[PublishJob], int]:
-    """Plans from PROTOCOL/--at or from a CSV; bad CSV rows are reported and skipped.
+class Jobs:
+    """A run's jobs: PROTOCOL/--at's one job (planned at once), or a CSV's, each row made into a
+    plan only when the run reaches it (a long file streams).
 
-    Returns the jobs and the number of rows that failed. A CSV row starting in the past is warned
-    about here; a single treatment by `warn_single_job` once published.
+    Iterating a CSV's reports each bad row (and a row starting in the past) as it is read and
+    counts the bad ones in `skipped`. The file and its header are checked when this is made.
+    """
+
+    def __init__(self, single: PublishJob | None, from_csv: Path | None = None, args: PlanArgs | None = None) -> None:
+        self.single = single
+        self.path = from_csv
+        self.rows: Iterator[JobRow | BadRow] | None = None
+        if from_csv is not None and args is not None:
+            self.rows = jobs_from_csv(from_csv, options=args.plan_options(), allow_fixed_zone=args.allow_fixed_zone)
+        self.skipped = 0
+
+    def __iter__(self) -> Iterator[PublishJob]:
+        if self.single is not None:
+            yield self.single
+        for row in self.rows or ():
+            if isinstance(row, BadRow):
+                typer.echo(f"aftercal: error: {self.path}: line {row.line}: {row.message} (row skipped)", err=True)
+                self.skipped += 1
+                continue
+            assert row.job.plan is not None
+            warn_if_past(row.job.plan, f"{self.path}: line {row.line}: ")  # each row as it is read
+            yield row.job
+
+
+def collect_jobs(protocol: str | None, at: str | None, args: PlanArgs, from_csv: Path | None) -> Jobs:
+    """The jobs of PROTOCOL/--at, or of a CSV (bad rows are reported and skipped as the run reads them).
+
+    A CSV row starting in the past is warned about as it is read; a single treatment by
+    `warn_single_job` once published.
     """
     if from_csv is None:
         if not protocol or not at:
             raise InputError("give PROTOCOL and --at, or --from appointments.csv")
-        return [PublishJob.publish(build_plan(args, protocol, at))], 0
+        return Jobs(PublishJob.publish(build_plan(args, protocol, at)))
     if protocol or at or args.treatment_id:
         raise InputError("--from replaces PROTOCOL, --at and --id: give one or the other")
-    options = args.plan_options()
-    jobs: list[PublishJob] = []
-    failed = 0
-    for row in jobs_from_csv(from_csv, options=options, allow_fixed_zone=args.allow_fixed_zone):
-        if isinstance(row, BadRow):
-            typer.echo(f"aftercal: error: {from_csv}: line {row.line}: {row.message} (row skipped)", err=True)
-            failed += 1
-            continue
-        assert row.job.plan is not None
-        warn_if_past(row.job.plan, f"{from_csv}: line {row.line}: ")  # a batch reports each row as it is read
-        jobs.append(row.job)
-    return jobs, failed
+    return Jobs(None, from_csv, args)
 
 
-def warn_single_job(jobs: list[PublishJob], from_csv: Path | None) -> None:
+def warn_single_job(jobs: Jobs) -> None:
     """The past-start warning of a PROTOCOL/--at publish, once it is done (CSV rows were warned about)."""
-    if from_csv is None:
-        for job in jobs:
-            if job.plan is not None:
-                warn_if_past(job.plan)
+    if jobs.single is not None and jobs.single.plan is not None:
+        warn_if_past(jobs.single.plan)
 
 
 class Reporter(PublishEvents):

@@ -195,7 +195,7 @@ def test_redirected_delete_is_an_error(run, radicale: Server, proxy_to, status: 
 
 @pytest.mark.parametrize("status", REDIRECTS)
 def test_redirected_calendar_creation_is_an_error(run, radicale: Server, proxy_to, status: int) -> None:
-    """MKCALENDAR goes through the `caldav` library: it must not follow a redirect either."""
+    """MKCALENDAR (sent by aftercal, at the address derived from the name) must not follow a redirect either."""
     proxy = proxy_to(status, frozenset({"MKCALENDAR", "PUT", "DELETE"}))
 
     result = run(*PUBLISH, "--create-calendar", url=proxy.url)

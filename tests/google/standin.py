@@ -2,7 +2,9 @@
 
 What it models, as Google documents and behaves:
 
-* events insert / get / list / update (PUT) / patch / delete, calendars insert / get;
+* events insert / get / list / update (PUT) / patch / delete, calendars insert / get,
+  calendarList list (refused with 403 when `calendar_list_refused`, as Google refuses it to the
+  calendar.app.created scope);
 * the batch endpoint (`POST /batch/calendar/v3`, multipart/mixed of application/http parts,
   answered as multipart/mixed with `Content-ID: <response-...>` parts);
 * event ids validated as base32hex (0-9, a-v), 5-1024 characters;
@@ -15,7 +17,10 @@ What it models, as Google documents and behaves:
   `iCalUID`, and paginates with `maxResults` / `nextPageToken`;
 * optional bearer-token check (401) and a `/token` endpoint that refreshes it, like Google's;
 * injected faults (any status and error reason) on matching calls, direct or inside a batch,
-  or on whole batch requests; every HTTP request and every API call is counted.
+  or on whole batch requests; or, with `answer`, the call is done and its answer spoiled: "lost"
+  (the connection closes before any answer), "truncated" (cut half-way), "not-json" (200 with an
+  HTML page; also inside a batch), "bad-part" (a batch part without a reason phrase and not
+  JSON); every HTTP request and every API call is counted.
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ class Fault:
     after: int = 0  # let this many matching calls through first
     times: int = 1  # then fail this many (-1: forever)
     seen: int = 0
+    answer: str = "status"  # status | lost | truncated | not-json | bad-part (the call is done, its answer spoiled)
 
     def matches(self, method: str, path: str, scope: str) -> bool:
         if scope != self.scope or (self.method and method != self.method) or (self.path and self.path not in path):
@@ -113,11 +119,23 @@ class Call:
     status: int
 
 
+class SpoiledAnswer(dict[str, Any]):
+    """The answer of a call that was done, to be spoiled on its way back (Fault.answer)."""
+
+    def __init__(self, answer: dict[str, Any] | None, mode: str) -> None:
+        super().__init__(answer or {})
+        self.mode = mode
+
+
+NOT_JSON = b"<html><body>Temporarily unavailable</body></html>"
+
+
 @dataclass
 class Calendar:
     id: str
     summary: str = ""
     time_zone: str = "UTC"
+    description: str = ""
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -133,6 +151,7 @@ class CalendarStandin:
         self.token = token  # required bearer token; None: no check
         # Whether cancelled events still match extended-property filters (Google does not promise it).
         self.cancelled_match_filters = True
+        self.calendar_list_refused = False  # as for a token with only the calendar.app.created scope
         self.refreshed_tokens: list[str] = []
         self.grants: list[str] = []  # grant types the token endpoint answered
         self.faults: list[Fault] = []
@@ -233,13 +252,19 @@ class CalendarStandin:
         path = parts.path
         query = parse_qs(parts.query, keep_blank_values=True)
         with self.lock:
+            spoil = None
             try:
                 for fault in self.faults:
                     if fault.matches(method, path, "call"):
+                        if fault.answer != "status":
+                            spoil = fault.answer
+                            break
                         raise ApiError(fault.status, f"Injected {fault.status}", fault.reason)
                 self._check_auth(headers)
                 data = json.loads(body) if body.strip() else None
                 status, answer = self._route(method, path, query, data)
+                if spoil is not None:
+                    answer = SpoiledAnswer(answer, spoil)
             except ApiError as exc:
                 status, answer = exc.status, exc.body()
             except (ValueError, TypeError) as exc:
@@ -262,6 +287,8 @@ class CalendarStandin:
         rest = segments[2:]
         if rest == ["calendars"] and method == "POST":
             return 200, self._create_calendar(data or {})
+        if rest == ["users", "me", "calendarList"] and method == "GET":
+            return 200, self._calendar_list()
         if len(rest) == 2 and rest[0] == "calendars" and method == "GET":
             calendar = self._calendar(rest[1])
             return 200, {"kind": "calendar#calendar", "id": calendar.id, "summary": calendar.summary}
@@ -289,8 +316,25 @@ class CalendarStandin:
         if not data.get("summary"):
             raise ApiError(400, "Missing summary.", "required")
         calendar_id = f"{uuid.uuid4().hex}@group.calendar.google.com"
-        self.calendars[calendar_id] = Calendar(calendar_id, str(data["summary"]), str(data.get("timeZone", "UTC")))
+        self.calendars[calendar_id] = Calendar(
+            calendar_id, str(data["summary"]), str(data.get("timeZone", "UTC")), str(data.get("description", ""))
+        )
         return {"kind": "calendar#calendar", "id": calendar_id, "summary": data["summary"]}
+
+    def _calendar_list(self) -> dict[str, Any]:
+        if self.calendar_list_refused:
+            raise ApiError(403, "Request had insufficient authentication scopes.", "insufficientPermissions")
+        items = [
+            {"kind": "calendar#calendarListEntry", "id": c.id, "summary": c.summary, "description": c.description,
+             "timeZone": c.time_zone, "accessRole": "owner"}
+            for c in self.calendars.values()
+        ]  # fmt: skip
+        return {"kind": "calendar#calendarList", "items": items}
+
+    def named(self, summary: str) -> list[Calendar]:
+        """The calendars with that name."""
+        with self.lock:
+            return [c for c in self.calendars.values() if c.summary == summary]
 
     def _get(self, calendar: Calendar, event_id: str) -> dict[str, Any]:
         event = calendar.events.get(event_id)
@@ -413,6 +457,12 @@ class CalendarStandin:
             out.append(f"--{boundary}\r\n")
             out.append("Content-Type: application/http\r\n")
             out.append(f"Content-ID: <response-{content_id.strip('<>')}>\r\n\r\n")
+            if isinstance(answer, SpoiledAnswer):  # a 2xx part whose body is not JSON
+                # "bad-part": no reason phrase either, which googleapiclient fails to split (ValueError).
+                out.append("HTTP/1.1 200\r\n" if answer.mode == "bad-part" else "HTTP/1.1 200 OK\r\n")
+                out.append("Content-Type: application/json; charset=UTF-8\r\n")
+                out.append(f"Content-Length: {len(NOT_JSON)}\r\n\r\n{NOT_JSON.decode()}\r\n")
+                continue
             out.append(f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n")
             if answer is None:
                 out.append("Content-Length: 0\r\n\r\n\r\n")
@@ -563,10 +613,28 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, content_type, answer)
             return
         status, data = owner.call(self.command, self.path, body, headers, "direct")
+        if isinstance(data, SpoiledAnswer):
+            self._spoiled(status, data)
+            return
         if data is None:
             self._send(status, None, b"")
         else:
             self._send(status, "application/json; charset=UTF-8", json.dumps(data).encode())
+
+    def _spoiled(self, status: int, data: SpoiledAnswer) -> None:
+        """The call was done; its answer is lost, cut half-way, or replaced by a page that is not JSON."""
+        self.close_connection = True
+        if data.mode == "lost":
+            return  # closed without a status line
+        if data.mode == "not-json":
+            self._send(200, "text/html", NOT_JSON)
+            return
+        text = json.dumps(dict(data)).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text[: len(text) // 2])
 
     def _token(self, body: bytes) -> None:
         """OAuth token endpoint: refresh_token, authorization_code and jwt-bearer (service account) grants."""
