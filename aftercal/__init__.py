@@ -11,7 +11,7 @@ arguments, call it and print. Nothing here prints::
 The packages under it, whose arrows only point down (tests/test_architecture.py):
 
     aftercal    this library and its command line (aftercal.cli, the only user of typer and rich)
-    calendars   the channels: iCalendar, CalDAV, Google Calendar, subscription feeds
+    calendars   the channels: iCalendar, CalDAV, Google Calendar, subscription feeds, printed handouts
     reminders   the engine: protocols, the schedule, errors, appointments CSV, atomic files
 """
 
@@ -30,6 +30,7 @@ from aftercal.feeds import (
     serve_feeds,
     treatment_options,
 )
+from aftercal.handouts import default_paper, make_handout, write_handout, write_link_handout
 from aftercal.plans import (
     PastStart,
     SourceTrace,
@@ -91,6 +92,7 @@ __all__ = [
     "add_treatment",
     "cancel_treatment",
     "check_protocol",
+    "default_paper",
     "feed_links",
     "get_treatment",
     "google_login",
@@ -99,6 +101,7 @@ __all__ = [
     "list_treatments",
     "load_protocol",
     "machine_zone",
+    "make_handout",
     "make_plan",
     "past_start",
     "plan_options",
@@ -114,5 +117,7 @@ __all__ = [
     "treatment_options",
     "unpublish_caldav",
     "unpublish_google",
+    "write_handout",
+    "write_link_handout",
     "write_plan",
 ]

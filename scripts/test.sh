@@ -13,6 +13,11 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! /usr/bin/python3 -c 
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gir1.2-ical-3.0 python3-gi >/dev/null; } ||
         echo "libical (gir1.2-ical-3.0) could not be installed: the libical tests will be skipped" >&2
 fi
+# tests/handout reads the handouts back with poppler's pdftotext and pdftoppm.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v pdftotext >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; } ||
+        echo "poppler-utils could not be installed: the handout tests that read PDFs will be skipped" >&2
+fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'

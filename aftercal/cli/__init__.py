@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from aftercal.cli import caldav, google, plan, serve, treatments
+from aftercal.cli import caldav, google, handout, plan, serve, treatments
 from aftercal.cli.command import App, sub_app
 from reminders.errors import AftercalError
 
@@ -121,6 +121,7 @@ def _root(
 # The command tree. Apps added without a name give their commands to the group they join.
 app.add_typer(plan.app)  # plan, show, protocols
 app.add_typer(serve.app)  # serve
+app.add_typer(handout.app)  # handout
 app.add_typer(plan.protocol_app, name="protocol")  # protocol check|trace
 publish_app = sub_app("Push a care plan's events to a calendar server (idempotent).")
 publish_app.add_typer(caldav.publish_app)  # publish caldav

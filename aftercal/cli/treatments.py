@@ -10,6 +10,7 @@ import typer
 from aftercal import feeds
 from aftercal.cli.command import sub_app
 from aftercal.cli.common import patient_zone, warn_if_past
+from aftercal.cli.handout import HandoutOpt, PaperOpt, check_handout, write_link_handout
 from aftercal.cli.options import AllowFixedZoneOpt, AtOpt, DbOpt, PlanArgs, ProtocolArg, with_plan_options
 from reminders.errors import InputError
 
@@ -70,6 +71,8 @@ def treatments_add(
     base_url: LinkBaseOpt = "http://127.0.0.1:8080",
     qr: QrFileOpt = None,
     no_qr: Annotated[bool, typer.Option("--no-qr", help="Do not draw the QR code in the terminal.")] = False,
+    handout: HandoutOpt = None,
+    paper: PaperOpt = None,
 ) -> None:
     """Store a treatment and print the patient's feed links (https, webcal, page) and a QR code.
 
@@ -85,6 +88,7 @@ def treatments_add(
     )  # fmt: skip
     if qr is not None or not no_qr:
         feeds.check_qr_file(qr)
+    paper = check_handout(handout, paper)
     zone = patient_zone(args.tz, allow_fixed=args.allow_fixed_zone)
     link = feeds.add_treatment(
         protocol, at, zone, args.treatment_id, options=options, db=db, allow_fixed_zone=args.allow_fixed_zone
@@ -94,6 +98,7 @@ def treatments_add(
     count = len(care.reminders)
     typer.echo(f"Added {treatment.treatment_id}: {treatment.protocol}, {_when(treatment)}, {count} reminders")
     _print_links(link, base_url, qr=qr, show_qr=not no_qr)
+    write_link_handout(link, base_url, handout, paper)
     warn_if_past(care)
 
 
@@ -184,11 +189,13 @@ def treatments_link(
     db: DbOpt = None,
     base_url: LinkBaseOpt = "http://127.0.0.1:8080",
     no_qr: Annotated[bool, typer.Option("--no-qr", help="With --rotate: no QR code in the terminal.")] = False,
+    handout: HandoutOpt = None,
+    paper: PaperOpt = None,
 ) -> None:
     """Show a treatment's link state, or rotate (--rotate) or revoke (--revoke) its link.
 
     The store keeps only a hash of each link, so an existing link cannot be shown again: --rotate
-    prints a new one (and writes its QR code with --qr FILE).
+    prints a new one (and writes its QR code with --qr FILE, a printed handout with --handout FILE.pdf).
 
     Example:
 
@@ -201,13 +208,20 @@ def treatments_link(
             f"the link of {treatment_id} is stored hashed and cannot be shown again: "
             f"use `aftercal treatments link {treatment_id} --rotate --qr {qr}` (the old link stops working)"
         )
+    if handout is not None and not rotate:
+        raise InputError(
+            f"a handout carries the link, which is stored hashed and cannot be shown again: "
+            f"use `aftercal treatments link {treatment_id} --rotate --handout {handout}` (the old link stops working)"
+        )
     feeds.check_base_url(base_url)
     if rotate:
         if qr is not None or not no_qr:
             feeds.check_qr_file(qr)
+        paper = check_handout(handout, paper)
         link = feeds.rotate_link(treatment_id, db=db)
         typer.echo(f"New link for {link.treatment.treatment_id}; the old link no longer works.")
         _print_links(link, base_url, qr=qr, show_qr=not no_qr)
+        write_link_handout(link, base_url, handout, paper)
     elif revoke:
         treatment = feeds.revoke_link(treatment_id, db=db)
         typer.echo(f"Revoked the link of {treatment.treatment_id}: it now answers 404. `--rotate` makes a new one.")
