@@ -119,6 +119,13 @@ def test_shipped_protocol_adds_nothing_the_source_does_not_say() -> None:
             assert not re.search(rf"\b{re.escape(claim)}\b", text), f"step {step.id} says {claim!r}"
 
 
+def test_discreet_windows_name_every_restriction() -> None:
+    # An all-day window shows its title all period long: the neutral one must not drop a restriction.
+    for step in load_protocol("microneedling").steps:
+        if step.kind == "window":
+            assert step.discreet_title.split(":", 1)[1] == step.title.split(":", 1)[1], step.id
+
+
 def test_restrictions_ring_on_day_0() -> None:
     # The patient learns what to avoid when the periods start, on a lock screen, not when they end.
     proto = load_protocol("microneedling")

@@ -10,7 +10,7 @@ as the terminal shows it, trailing padding included) and must be the same in all
 
 * Commands that work offline (plan, show, protocols, protocol check, treatments ...) are run,
   every example line in one `bash -e` script, in a temporary folder that holds the files the
-  examples name (`my-clinic/microneedling.toml`, a copy of the shipped protocol; `clinic.db` with
+  examples name (the files under `examples/`, as in a clone of the repository; `clinic.db` with
   T-1001 for the treatments commands that need it), with a minimal environment: PATH to the venv,
   HOME, XDG and aftercal's config and data folders inside the temporary folder, no AFTERCAL_* or
   GOOGLE_* variables from the caller, and TZ=Etc/UTC, which a plan refuses as a patient's zone: an
@@ -119,10 +119,9 @@ def isolated_env(folder: Path) -> dict[str, str]:
 
 def prepare_folder(folder: Path, path: tuple[str, ...]) -> None:
     """The files the examples name, in the folder they run in."""
-    (folder / "my-clinic").mkdir()
-    shutil.copy(ROOT / "content" / "microneedling.toml", folder / "my-clinic" / "microneedling.toml")
     (folder / "examples").mkdir()
-    shutil.copy(ROOT / "examples" / "appointments.csv", folder / "examples" / "appointments.csv")
+    for name in ("appointments.csv", "clinic-microneedling.toml"):  # as in a clone of the repository
+        shutil.copy(ROOT / "examples" / name, folder / "examples" / name)
     if path[:1] == ("treatments",) and path != ("treatments", "add"):
         added = CliRunner().invoke(
             app,

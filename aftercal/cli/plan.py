@@ -85,7 +85,7 @@ def protocol_check(
 
     Example:
 
-        aftercal protocol check my-clinic/microneedling.toml
+        aftercal protocol check examples/clinic-microneedling.toml
     """
     proto = plans.check_protocol(file)
     typer.echo(
