@@ -73,6 +73,20 @@ class InvalidTreatmentError(StoreError):
         super().__init__(f"treatment {treatment_id} cannot be used: {reason}")
 
 
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting for other first openers: the switch needs an exclusive lock and
+    SQLite answers "database is locked" at once instead of calling the busy handler."""
+    for _ in range(200):  # up to ~10 s, as busy_timeout
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            time.sleep(0.05)
+    conn.execute("PRAGMA journal_mode = WAL")  # the last try raises what SQLite says
+
+
 def default_db_path() -> Path:
     """``$AFTERCAL_DATA_DIR/clinic.db``, else ``clinic.db`` in the user data dir (platformdirs)."""
     override = os.environ.get("AFTERCAL_DATA_DIR")
@@ -433,7 +447,7 @@ class Store:
                     os.close(os.open(self.target, os.O_CREAT | os.O_WRONLY, 0o600))
                 conn = sqlite3.connect(self.target, timeout=10.0, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA busy_timeout = 10000")
-                conn.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(conn)
                 conn.execute("PRAGMA foreign_keys = ON")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the treatment database {self.target}: {exc}") from None
