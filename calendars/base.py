@@ -221,5 +221,9 @@ class BatchPublisher(Protocol):
         dry_run: bool = False,
         progress: BatchProgressCallback | None = None,
     ) -> list[JobResult]:
-        """Remove every event of each treatment (and nothing else) from `calendar` (None: the default)."""
-        ...
+        """Remove every event of each treatment (and nothing else) from `calendar` (None: the default).
+
+        The same for every channel: an unpublish is a publish of no plan.
+        """
+        jobs = [PublishJob.unpublish(treatment_id, calendar) for treatment_id in treatment_ids]
+        return self.publish_jobs(jobs, dry_run=dry_run, progress=progress)

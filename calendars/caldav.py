@@ -929,7 +929,7 @@ class CalDavPublisher:
 # ---- batches ----------------------------------------------------------------------------------------
 
 
-class CalDavBatchPublisher:
+class CalDavBatchPublisher(BatchPublisher):
     """`BatchPublisher` (calendars.base) for one CalDAV account: a day's treatments in one run.
 
     Each calendar named by the jobs (or `calendar`, the default) is looked up once; when it holds
@@ -995,17 +995,6 @@ class CalDavBatchPublisher:
                 result.error = exc
         return results
 
-    def unpublish_jobs(
-        self,
-        treatment_ids: Sequence[str],
-        *,
-        calendar: str | None = None,
-        dry_run: bool = False,
-        progress: BatchProgressCallback | None = None,
-    ) -> list[JobResult]:
-        jobs = [PublishJob.unpublish(treatment_id, calendar) for treatment_id in treatment_ids]
-        return self.publish_jobs(jobs, dry_run=dry_run, progress=progress)
-
     def _publisher(
         self, calendar: str, plan_tags: set[str], *, create: bool, dry_run: bool
     ) -> CalDavPublisher | AftercalError:
@@ -1058,4 +1047,3 @@ class CalDavBatchPublisher:
 
 # Conformance with calendars.base, checked by mypy.
 _publisher_check: type[Publisher] = CalDavPublisher
-_batch_check: type[BatchPublisher] = CalDavBatchPublisher

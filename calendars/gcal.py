@@ -318,7 +318,7 @@ class RequestStats:
     api_calls: int = 0
 
 
-class GooglePublisher:
+class GooglePublisher(BatchPublisher):
     """`Publisher` for one Google calendar and `BatchPublisher` for a day's treatments (calendars.base).
 
     `service` is a googleapiclient Calendar v3 resource (untyped library); `retry` decides how
@@ -568,17 +568,6 @@ class GooglePublisher:
         for owner, error in self.run(writes, progress).items():
             results[owner].error = error
         return results
-
-    def unpublish_jobs(
-        self,
-        treatment_ids: Sequence[str],
-        *,
-        calendar: str | None = None,
-        dry_run: bool = False,
-        progress: BatchProgressCallback | None = None,
-    ) -> list[JobResult]:
-        jobs = [PublishJob.unpublish(treatment_id, calendar) for treatment_id in treatment_ids]
-        return self.publish_jobs(jobs, dry_run=dry_run, progress=progress)
 
     def run(
         self,
@@ -922,4 +911,3 @@ def connect(
 
 # Conformance with calendars.base, checked by mypy.
 _publisher_check: type[Publisher] = GooglePublisher
-_batch_check: type[BatchPublisher] = GooglePublisher

@@ -8,7 +8,6 @@ accepts one MKCALENDAR and refuses the others, which then use the calendar that 
 
 from __future__ import annotations
 
-import http.client
 import os
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from calendars.caldav import CalDavConnection, Password, calendar_segment
 from reminders import make_plan
 from tests.caldav.conftest import PASSWORD, USER, Server
 from tests.caldav.helpers import stored_events
+from tests.relay import fetch, send
 
 RUNS = 4
 NAME = "Race Cal"
@@ -52,21 +52,10 @@ class GatheringProxy:
                         proxy.waiting -= 1
                     if gather:
                         proxy.barrier.wait()
-                conn = http.client.HTTPConnection(proxy.target.netloc, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                answer = conn.getresponse()
-                data = answer.read()
+                status, headers, data = fetch(self, proxy.target, body, timeout=30)
                 with proxy.lock:
-                    proxy.methods.append((self.command, answer.status))
-                self.send_response(answer.status)
-                for key, value in answer.getheaders():
-                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                conn.close()
+                    proxy.methods.append((self.command, status))
+                send(self, status, headers, data)
 
             do_GET = do_PUT = do_DELETE = do_REPORT = do_PROPFIND = do_MKCALENDAR = do_PROPPATCH = handle_one
 

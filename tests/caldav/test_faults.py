@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from calendars.http import RetryPolicy
 from reminders import make_plan
 from reminders.errors import AuthError, InputError, TransientError
 from tests.caldav.conftest import PASSWORD, USER, Server
+from tests.relay import relay
 
 
 class FlakyProxy:
@@ -69,19 +69,7 @@ class FlakyProxy:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                conn = http.client.HTTPConnection(proxy.target.netloc, timeout=10)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                answer = conn.getresponse()
-                data = answer.read()
-                self.send_response(answer.status)
-                for key, value in answer.getheaders():
-                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                conn.close()
+                relay(self, proxy.target, body)
 
             do_GET = do_PUT = do_DELETE = do_REPORT = do_PROPFIND = do_MKCALENDAR = do_PROPPATCH = handle_one
 

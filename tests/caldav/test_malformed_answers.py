@@ -7,7 +7,6 @@ with one line naming the server and what was wrong, exit 1.
 
 from __future__ import annotations
 
-import http.client
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +23,7 @@ from calendars.http import RetryPolicy
 from reminders import make_plan
 from reminders.errors import ChannelError
 from tests.caldav.conftest import PASSWORD, USER, Server
+from tests.relay import relay
 
 GARBAGE = b"<html><body>Service temporarily replaced by a captive portal</body></html"
 TRUNCATED = b'<?xml version="1.0"?><d:multistatus xmlns:d="DAV:"><d:response><d:href>/clinic/'
@@ -61,19 +61,7 @@ class MalformingProxy:
                     self.end_headers()
                     self.wfile.write(proxy.body)
                     return
-                conn = http.client.HTTPConnection(proxy.target.netloc, timeout=10)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                answer = conn.getresponse()
-                data = answer.read()
-                self.send_response(answer.status)
-                for key, value in answer.getheaders():
-                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                conn.close()
+                relay(self, proxy.target, body)
 
             do_GET = do_PUT = do_DELETE = do_REPORT = do_PROPFIND = do_MKCALENDAR = do_PROPPATCH = handle_one
 

@@ -9,7 +9,6 @@ not through the proxy) holds exactly what it held before.
 
 from __future__ import annotations
 
-import http.client
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +21,7 @@ from aftercal.cli import app
 from calendars.caldav import CalDavConnection, Password
 from tests.caldav.conftest import PASSWORD, USER, Server
 from tests.caldav.test_cli import N_EVENTS, PUBLISH, calendar_url, events_on
+from tests.relay import fetch
 
 REDIRECTS = [301, 302, 303, 307, 308]
 LANDING = "/landing"
@@ -68,18 +68,7 @@ class RedirectingProxy:
                         proxy.redirected.append(f"{self.command} {self.path}")
                     self._answer(proxy.status, {"Location": proxy.landing}, b"")
                     return
-                conn = http.client.HTTPConnection(proxy.target.netloc, timeout=10)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                answer = conn.getresponse()
-                data = answer.read()
-                passed = {
-                    k: v
-                    for k, v in answer.getheaders()
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length")
-                }
-                conn.close()
-                self._answer(answer.status, passed, data)
+                self._answer(*fetch(self, proxy.target, body))
 
             do_GET = do_HEAD = do_PUT = do_DELETE = do_REPORT = do_PROPFIND = do_MKCALENDAR = handle_one
             do_PROPPATCH = do_POST = do_OPTIONS = handle_one

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import email.parser
 import email.policy
-import http.client
 import threading
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
@@ -26,6 +25,7 @@ from typer.testing import CliRunner
 
 from aftercal.cli import app
 from tests.google.standin import CalendarStandin
+from tests.relay import fetch
 
 REDIRECTS = [301, 302, 303, 307, 308]
 LANDING = "/landing"
@@ -92,18 +92,7 @@ class RedirectingProxy:
                         proxy.redirected.append(f"{self.command} {path}")
                     self._answer(proxy.status, {"Location": proxy.landing}, b"")
                     return
-                conn = http.client.HTTPConnection(proxy.target.netloc, timeout=10)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                answer = conn.getresponse()
-                data = answer.read()
-                passed = {
-                    k: v
-                    for k, v in answer.getheaders()
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length")
-                }
-                conn.close()
-                self._answer(answer.status, passed, data)
+                self._answer(*fetch(self, proxy.target, body))
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_one
 
