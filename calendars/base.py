@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from reminders.errors import AftercalError
-from reminders.schedule import CarePlan, Reminder, treatment_tag
+from reminders.schedule import CarePlan, EventIds, Reminder, treatment_tag
 
 # Called once per finished action: (action, reminder key or uid). The CLI draws progress from it.
 ProgressCallback = Callable[[str, str], None]
@@ -112,15 +112,29 @@ class Publisher(Protocol):
         ...
 
 
+def fetch_tags(publisher: Publisher, tags: Sequence[str]) -> dict[str, RemoteEvent]:
+    """Every event the server holds under any of `tags` (a treatment's tag and its legacy one), by UID."""
+    held: dict[str, RemoteEvent] = {}
+    for tag in dict.fromkeys(tags):
+        held.update(publisher.fetch(tag))
+    return held
+
+
 def sync_plan(
     publisher: Publisher,
     plan: CarePlan,
     *,
     dry_run: bool = False,
     progress: ProgressCallback | None = None,
+    legacy: bool = True,
 ) -> tuple[SyncActions, SyncSummary]:
-    """Make the server hold exactly `plan`'s events for its treatment (publish or reschedule)."""
-    actions = diff_plan(plan, publisher.fetch(plan.plan_tag))
+    """Make the server hold exactly `plan`'s events for its treatment (publish or reschedule).
+
+    With keyed ids and `legacy`, events still under the treatment's unkeyed tag are found too and
+    replaced (the diff deletes them: their UIDs are not the plan's), never duplicated.
+    """
+    tags = [plan.plan_tag, plan.legacy_tag] if legacy and plan.legacy_tag else [plan.plan_tag]
+    actions = diff_plan(plan, fetch_tags(publisher, tags))
     if dry_run:
         return actions, SyncSummary(unchanged=len(actions.unchanged))
     return actions, publisher.apply(plan, actions, progress)
@@ -132,12 +146,23 @@ def unpublish_treatment(
     *,
     dry_run: bool = False,
     progress: ProgressCallback | None = None,
+    ids: EventIds | None = None,
+    legacy: bool = True,
 ) -> tuple[SyncActions, SyncSummary]:
-    """Remove every event of one treatment, and nothing else."""
-    actions = diff_plan(None, publisher.fetch(treatment_tag(treatment_id)))
+    """Remove every event of one treatment (under its keyed tag and, with `legacy`, its unkeyed
+    one), and nothing else."""
+    tags = treatment_tags(treatment_id, ids)
+    actions = diff_plan(None, fetch_tags(publisher, tags if legacy else tags[:1]))
     if dry_run:
         return actions, SyncSummary()
     return actions, publisher.apply(None, actions, progress)
+
+
+def treatment_tags(treatment_id: str, ids: EventIds | None) -> tuple[str, ...]:
+    """The tags a treatment's events may carry: the keyed one (with a clinic secret), then the unkeyed one."""
+    if ids is None or not ids.keyed:
+        return (treatment_tag(treatment_id),)
+    return (ids.tag(treatment_id), treatment_tag(treatment_id))
 
 
 # ---- batches ---------------------------------------------------------------------------------------
@@ -155,14 +180,19 @@ class PublishJob:
     label: str
     plan: CarePlan | None
     calendar: str | None = None
+    # Also look for events under the unkeyed tag (moved to the keyed ids), see `tags`.
+    legacy: bool = True
+    ids: EventIds | None = None  # an unpublish's id scheme (a publish's is its plan's)
 
     @classmethod
-    def publish(cls, plan: CarePlan, calendar: str | None = None) -> PublishJob:
-        return cls(plan.treatment_id, plan, calendar)
+    def publish(cls, plan: CarePlan, calendar: str | None = None, *, legacy: bool = True) -> PublishJob:
+        return cls(plan.treatment_id, plan, calendar, legacy=legacy)
 
     @classmethod
-    def unpublish(cls, treatment_id: str, calendar: str | None = None) -> PublishJob:
-        return cls(treatment_id, None, calendar)
+    def unpublish(
+        cls, treatment_id: str, calendar: str | None = None, *, ids: EventIds | None = None, legacy: bool = True
+    ) -> PublishJob:
+        return cls(treatment_id, None, calendar, legacy=legacy, ids=ids)
 
     @property
     def treatment_id(self) -> str:
@@ -170,7 +200,17 @@ class PublishJob:
 
     @property
     def plan_tag(self) -> str:
-        return self.plan.plan_tag if self.plan is not None else treatment_tag(self.label)
+        return self.tags[0]
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The tags whose events this job reads: its own, then (keyed ids, `legacy`) the unkeyed one."""
+        if self.plan is None:
+            tags = treatment_tags(self.label, self.ids)
+            return tags if self.legacy else tags[:1]
+        if self.legacy and self.plan.legacy_tag:
+            return (self.plan.plan_tag, self.plan.legacy_tag)
+        return (self.plan.plan_tag,)
 
 
 @dataclass
@@ -220,10 +260,12 @@ class BatchPublisher(Protocol):
         calendar: str | None = None,
         dry_run: bool = False,
         progress: BatchProgressCallback | None = None,
+        ids: EventIds | None = None,
     ) -> list[JobResult]:
         """Remove every event of each treatment (and nothing else) from `calendar` (None: the default).
 
-        The same for every channel: an unpublish is a publish of no plan.
+        The same for every channel: an unpublish is a publish of no plan. With keyed `ids`, the
+        events under the keyed and the unkeyed tag both go.
         """
-        jobs = [PublishJob.unpublish(treatment_id, calendar) for treatment_id in treatment_ids]
+        jobs = [PublishJob.unpublish(treatment_id, calendar, ids=ids) for treatment_id in treatment_ids]
         return self.publish_jobs(jobs, dry_run=dry_run, progress=progress)

@@ -53,6 +53,7 @@ from calendars.base import (
     SyncActions,
     SyncSummary,
     diff_plan,
+    fetch_tags,
     next_sequence,
 )
 from calendars.http import (
@@ -962,11 +963,13 @@ class CalDavBatchPublisher(BatchPublisher):
         dry_run: bool = False,
         progress: BatchProgressCallback | None = None,
     ) -> list[JobResult]:
-        tags: dict[str, set[str]] = {}  # per calendar: the treatments of this batch
+        tags: dict[str, set[str]] = {}  # per calendar: the treatments of this batch (and their legacy tags)
+        counts: dict[str, int] = {}  # per calendar: its jobs
         publishes: set[str] = set()  # calendars with something to publish (only those are ever made)
         for job in jobs:
             calendar = job.calendar or self.calendar
-            tags.setdefault(calendar, set()).add(job.plan_tag)
+            tags.setdefault(calendar, set()).update(job.tags)
+            counts[calendar] = counts.get(calendar, 0) + 1
             if job.plan is not None:
                 publishes.add(calendar)
         publishers: dict[str, CalDavPublisher | AftercalError] = {}
@@ -982,7 +985,9 @@ class CalDavBatchPublisher(BatchPublisher):
             try:
                 if calendar not in publishers:
                     create = self.create_calendar and calendar in publishes
-                    publishers[calendar] = self._publisher(calendar, tags[calendar], create=create, dry_run=dry_run)
+                    publishers[calendar] = self._publisher(
+                        calendar, tags[calendar], create=create, dry_run=dry_run, prefetch=counts[calendar] > 1
+                    )
                 publisher = publishers[calendar]
                 if isinstance(publisher, AftercalError):
                     result.error = publisher
@@ -996,7 +1001,7 @@ class CalDavBatchPublisher(BatchPublisher):
         return results
 
     def _publisher(
-        self, calendar: str, plan_tags: set[str], *, create: bool, dry_run: bool
+        self, calendar: str, plan_tags: set[str], *, create: bool, dry_run: bool, prefetch: bool
     ) -> CalDavPublisher | AftercalError:
         """The calendar's publisher (prefetched for several treatments), or why there is none.
 
@@ -1005,7 +1010,7 @@ class CalDavBatchPublisher(BatchPublisher):
         try:
             url = self.conn.find_calendar(calendar, create=create, dry_run=dry_run)
             publisher = CalDavPublisher(self.conn, url, calendar_label=calendar, stamp=self.stamp)
-            if len(plan_tags) > 1:
+            if prefetch:
                 publisher.prefetch(plan_tags)
         except AuthError:
             raise
@@ -1022,7 +1027,7 @@ class CalDavBatchPublisher(BatchPublisher):
         dry_run: bool,
         progress: BatchProgressCallback | None,
     ) -> None:
-        actions = diff_plan(job.plan, publisher.fetch(job.plan_tag))
+        actions = diff_plan(job.plan, fetch_tags(publisher, job.tags))
         result.actions = actions
         if dry_run:
             result.summary = SyncSummary(unchanged=len(actions.unchanged))

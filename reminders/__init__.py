@@ -14,6 +14,7 @@ from reminders.protocol import CareProtocol, Step, load_protocol, shipped_protoc
 from reminders.schedule import (
     CarePlan,
     Clinic,
+    EventIds,
     PlanOptions,
     QuietHours,
     Reminder,
@@ -28,6 +29,7 @@ __all__ = [
     "CarePlan",
     "CareProtocol",
     "Clinic",
+    "EventIds",
     "InputError",
     "PlanOptions",
     "ProtocolError",

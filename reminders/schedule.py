@@ -16,6 +16,7 @@ Pure code: no clock, no I/O. Time rules, all in the patient's own zone:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import uuid
@@ -89,6 +90,43 @@ DEFAULT_QUIET_HOURS = parse_quiet_hours(DEFAULT_QUIET)
 
 
 @dataclass(frozen=True)
+class EventIds:
+    """How a treatment id becomes its events' UIDs and plan tag.
+
+    With the clinic's secret `key`, both are HMAC-SHA256 of the treatment id: someone holding a
+    feed cannot recover a short id such as T-4711 by hashing guesses. Without a key they are the
+    historic unkeyed hashes (`treatment_tag`, `event_uid`), which every event published before
+    the clinic had a secret carries: those are found under `legacy_tag` and moved.
+    """
+
+    key: bytes | None = field(default=None, repr=False)
+
+    @property
+    def keyed(self) -> bool:
+        return self.key is not None
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the scheme without revealing the key ("" for the unkeyed one)."""
+        return "" if self.key is None else self._mac("aftercal-secret-id")[:16]
+
+    def tag(self, treatment_id: str) -> str:
+        if self.key is None:
+            return treatment_tag(treatment_id)
+        return self._mac(f"aftercal-treatment\x1f{treatment_id}")[:32]
+
+    def uid(self, treatment_id: str, key: str) -> str:
+        if self.key is None:
+            return event_uid(treatment_id, key)
+        digest = bytes.fromhex(self._mac(f"aftercal-uid\x1f{treatment_id}\x1f{key}"))[:16]
+        return f"{uuid.UUID(bytes=digest, version=4)}@{UID_DOMAIN}"
+
+    def _mac(self, text: str) -> str:
+        assert self.key is not None
+        return hmac.new(self.key, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
 class PlanOptions:
     """Everything besides the treatment itself that shapes a plan."""
 
@@ -98,6 +136,7 @@ class PlanOptions:
     patient_name: str | None = None
     clinic: Clinic = field(default_factory=Clinic)
     sequence: int = 0
+    ids: EventIds = field(default_factory=EventIds)
 
 
 @dataclass(frozen=True)
@@ -155,7 +194,12 @@ class CarePlan:
     @property
     def plan_tag(self) -> str:
         """Opaque tag shared by all of a treatment's events; does not reveal the treatment id."""
-        return treatment_tag(self.treatment_id)
+        return self.options.ids.tag(self.treatment_id)
+
+    @property
+    def legacy_tag(self) -> str | None:
+        """With keyed ids: the unkeyed tag that events published before the clinic secret carry."""
+        return treatment_tag(self.treatment_id) if self.options.ids.keyed else None
 
     @property
     def sequence(self) -> int:
@@ -469,7 +513,7 @@ class _Engine:
         return Reminder(
             key=key,
             step_id=step.id,
-            uid=event_uid(self.treatment_id, key),
+            uid=self.options.ids.uid(self.treatment_id, key),
             all_day=False,
             start=moment,
             end=(moment.astimezone(UTC) + timedelta(minutes=step.duration_minutes)).astimezone(self.zone),
@@ -494,7 +538,7 @@ class _Engine:
         return Reminder(
             key=key,
             step_id=step.id,
-            uid=event_uid(self.treatment_id, key),
+            uid=self.options.ids.uid(self.treatment_id, key),
             all_day=True,
             start=day0 + timedelta(days=first),
             end=day0 + timedelta(days=last + 1),
