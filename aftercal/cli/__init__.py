@@ -1,10 +1,12 @@
 """The `aftercal` command line: the only package that imports typer, rich or click.
 
-One module per command group (plan.py, caldav.py, google.py, treatments.py, serve.py); options
-that several commands take are declared once in options.py. A command converts its arguments,
-calls its twin in the library (aftercal.plans, aftercal.publishing, aftercal.feeds) and prints.
-Every AftercalError is caught once, in `_Root.invoke`, and printed as one line (the traceback
-only with --debug).
+One module per command group (plan.py, caldav.py, google.py, treatments.py, serve.py, config.py);
+options that several commands take are declared once in options.py. A command converts its
+arguments, calls its twin in the library (aftercal.plans, aftercal.publishing, aftercal.feeds,
+aftercal.config) and prints. The root callback loads the clinic's configuration file, whose
+settings become the defaults of the options they name (config.py). Every AftercalError is caught
+once, in `_Root.invoke` (also one raised by the root callback), and printed as one line (the
+traceback only with --debug).
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from aftercal.cli import caldav, google, handout, plan, serve, treatments
+from aftercal.cli import caldav, config, google, handout, plan, serve, sync, treatments
 from aftercal.cli.command import App, sub_app
-from reminders.errors import AftercalError
+from aftercal.config import ClinicConfig
+from reminders.errors import AftercalError, InputError
 
 __all__ = ["app", "main"]
 
@@ -27,6 +31,8 @@ __all__ = ["app", "main"]
 @dataclass
 class _State:
     debug: bool = False
+    config: ClinicConfig | None = None  # None only while --help puts a configuration error aside
+    config_error: InputError | None = None
 
 
 # Libraries of the optional extras (pyproject.toml), imported only by the commands that need them.
@@ -51,6 +57,11 @@ def _debug(ctx: Any) -> bool:
 
 class _Root(TyperGroup):
     """Root group that turns aftercal's errors into one line and an exit code."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        config.remember_args(ctx, args)
+        rest: list[str] = super().parse_args(ctx, args)
+        return rest
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -114,8 +125,19 @@ app = App(
 def _root(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="The clinic's configuration file (default: $AFTERCAL_CONFIG, else aftercal.toml in aftercal's "
+            "config folder); options given on the command line override it. See `aftercal config show`.",
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = _State(debug=debug)
+    state = _State(debug=debug)
+    ctx.obj = state
+    state.config, state.config_error = config.apply_config(ctx, config_file)
 
 
 # The command tree. Apps added without a name give their commands to the group they join.
@@ -132,7 +154,10 @@ unpublish_app.add_typer(caldav.unpublish_app)  # unpublish caldav
 unpublish_app.add_typer(google.unpublish_app)  # unpublish google
 app.add_typer(unpublish_app, name="unpublish")
 app.add_typer(google.google_app, name="google")  # google login
-app.add_typer(treatments.app, name="treatments")  # treatments add|list|reschedule|cancel|link
+app.add_typer(treatments.app, name="treatments")  # treatments add|list|show|reschedule|cancel|link|forget|purge
+app.add_typer(sync.app)  # sync
+app.add_typer(config.app)  # init
+app.add_typer(config.config_app, name="config")  # config show
 
 
 def main() -> None:

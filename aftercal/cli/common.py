@@ -1,13 +1,37 @@
-"""What the commands that build a plan share: the patient's zone, the plan, the past-start warning."""
+"""What the commands share: the clinic's configuration; the patient's zone, the plan, the past-start warning."""
 
 from __future__ import annotations
 
 import typer
+from typer._click.globals import get_current_context
 
 from aftercal.cli.options import PlanArgs
+from aftercal.config import ClinicConfig, load_config
 from aftercal.plans import machine_zone, past_start
 from reminders import make_plan
-from reminders.schedule import CarePlan, get_patient_zone
+from reminders.schedule import CarePlan, EventIds, get_patient_zone
+
+
+def current_config() -> ClinicConfig:
+    """The configuration the root command loaded (`--config FILE`, $AFTERCAL_CONFIG or the default file).
+
+    Outside a command (no click context), the default configuration is loaded. A configuration
+    error that a request for help put aside is raised here.
+    """
+    ctx = get_current_context(silent=True)
+    state = ctx.find_root().obj if ctx is not None else None
+    config = getattr(state, "config", None)
+    if isinstance(config, ClinicConfig):
+        return config
+    error = getattr(state, "config_error", None)
+    if isinstance(error, Exception):
+        raise error
+    return load_config()
+
+
+def event_ids() -> EventIds:
+    """How treatment ids become UIDs and tags: keyed by the clinic secret if there is one, else as before."""
+    return EventIds(current_config().secret())
 
 
 def patient_zone(tz: str | None, *, allow_fixed: bool = False) -> str:

@@ -68,8 +68,12 @@ class PlanArgs:
     allow_fixed_zone: bool = False
 
     def plan_options(self) -> PlanOptions:
-        """The options as the engine takes them (an InputError for a bad --morning or --quiet)."""
+        """The options as the engine takes them (an InputError for a bad --morning or --quiet), with
+        event ids keyed by the clinic secret when there is one."""
+        from aftercal.cli.common import event_ids  # common imports this module
+
         return plan_options(
+            ids=event_ids(),
             morning=self.morning,
             quiet=self.quiet,
             discreet=self.discreet,
@@ -95,7 +99,12 @@ IdOpt = Annotated[
     ),
 ]
 DiscreetOpt = Annotated[
-    bool, typer.Option("--discreet", help="Neutral titles and alarm texts for lock screens and watches.")
+    bool,
+    typer.Option(
+        "--discreet/--no-discreet",
+        help="Neutral titles and alarm texts for lock screens and watches (--no-discreet overrides the "
+        "configuration file's [plan] discreet).",
+    ),
 ]
 PatientOpt = Annotated[
     str | None,
