@@ -26,7 +26,7 @@ from reminders import make_plan
 from reminders.appointments import Appointment, BadRow, read_appointments
 from reminders.errors import AuthError, InputError, NotFoundError
 from reminders.protocol import CareProtocol, load_protocol
-from reminders.schedule import CarePlan, PlanOptions
+from reminders.schedule import CarePlan, EventIds, PlanOptions
 
 if TYPE_CHECKING:  # the channels' client libraries load only when a run starts
     from calendars.caldav import CalDavConnection
@@ -254,9 +254,11 @@ def unpublish_caldav(
     dry_run: bool = False,
     keep_going: bool = False,
     events: PublishEvents | None = None,
+    ids: EventIds | None = None,
 ) -> PublishRun:
-    """Remove each treatment's events, and nothing else, from a CalDAV calendar."""
-    jobs = [PublishJob.unpublish(treatment_id, calendar) for treatment_id in treatment_ids]
+    """Remove each treatment's events, and nothing else, from a CalDAV calendar (with keyed `ids`,
+    those under the keyed and the unkeyed tag)."""
+    jobs = [PublishJob.unpublish(treatment_id, calendar, ids=ids) for treatment_id in treatment_ids]
     return publish_caldav(
         jobs, url=url, user=user, calendar=calendar, netrc_file=netrc_file, timeout=timeout, retries=retries,
         dry_run=dry_run, keep_going=keep_going, events=events,
@@ -316,7 +318,8 @@ def publish_google(
     `calendar` NAME publishes into the calendar of that name that aftercal created (instead of
     `calendar_id`); `create_calendar` makes it when there is none, as for CalDAV. Such calendars
     need only the narrow calendar.app.created scope. `keep_going`, `keep_actions` and lazy `plans`
-    as for `publish_caldav`.
+    as for `publish_caldav`. Before anything is sent, the sign-in's scope is checked against what
+    the run needs, and a service account must be given a calendar shared with it (`calendar_id`).
     """
     if create_calendar and calendar is None:
         raise InputError("--create-calendar needs --calendar NAME: the name of the calendar to make")
@@ -326,6 +329,8 @@ def publish_google(
     with connect_google(
         credentials=credentials, api_endpoint=api_endpoint, no_auth=no_auth, app_created=calendar is not None
     ) as client:
+        client.check_scope(calendar_id, named_calendar=calendar is not None)
+        client.check_service_account(calendar_id, named_calendar=calendar is not None)
         head = next(chunks, None)
         if head is None:
             return run
@@ -359,12 +364,16 @@ def unpublish_google(
     dry_run: bool = False,
     keep_going: bool = False,
     events: PublishEvents | None = None,
+    ids: EventIds | None = None,
 ) -> PublishRun:
-    """Remove each treatment's events, and nothing else, from a Google calendar."""
+    """Remove each treatment's events, and nothing else, from a Google calendar (with keyed `ids`,
+    those under the keyed and the unkeyed tag)."""
     events = events or PublishEvents()
     run = PublishRun()
     with connect_google(credentials=credentials, api_endpoint=api_endpoint, no_auth=no_auth) as client:
-        jobs_in = (PublishJob.unpublish(treatment_id, calendar_id) for treatment_id in treatment_ids)
+        client.check_scope(calendar_id, named_calendar=False)
+        client.check_service_account(calendar_id, named_calendar=False)
+        jobs_in = (PublishJob.unpublish(treatment_id, calendar_id, ids=ids) for treatment_id in treatment_ids)
         for jobs, only in _chunks(jobs_in):
             events.started(jobs)
             _report(run, jobs, _google_publish(client, jobs, dry_run, events, alone=only), keep_going, events)
@@ -386,7 +395,9 @@ def _google_publish(
         events.progress(job.label, action, key)
 
     if job.plan is not None:
-        actions, summary = sync_plan(publisher, job.plan, dry_run=dry_run, progress=progress)
+        actions, summary = sync_plan(publisher, job.plan, dry_run=dry_run, progress=progress, legacy=job.legacy)
     else:
-        actions, summary = unpublish_treatment(publisher, job.label, dry_run=dry_run, progress=progress)
+        actions, summary = unpublish_treatment(
+            publisher, job.label, dry_run=dry_run, progress=progress, ids=job.ids, legacy=job.legacy
+        )
     return [JobResult(job.label, actions, summary)]

@@ -11,10 +11,15 @@ How it works:
   id), the event's UID, step key and content hash. `fetch` lists exactly one treatment's events
   with the `privateExtendedProperty` filter; events without aftercal's tags are never touched.
 * Writes go in batch requests to the Calendar batch endpoint. Parts that answer 403
-  rateLimitExceeded / userRateLimitExceeded, or a status calendars/http.py's `RetryPolicy` retries
-  (429, 500, 502, 503, 504), are re-queued after its backoff; an insert that answers 409 (the id
-  exists, even as a cancelled event) becomes an update that sets the event back to `confirmed`;
-  404 / 410 on delete count as done.
+  rateLimitExceeded / userRateLimitExceeded, 409 conflict, or a status calendars/http.py's
+  `RetryPolicy` retries (429, 500, 502, 503, 504), are re-queued after its backoff; an insert
+  that answers 409 duplicate (the id exists, even as a cancelled event) becomes an update that sets
+  the event back to `confirmed`; 404 / 410 on delete count as done; a 404 for the calendar is
+  asked again a few times (a calendar just made or shared may not be visible yet). Calls refused
+  by a rate limit go again until the waits span Google's sliding quota window.
+* What the credentials may do is checked before anything is sent: the scope a stored sign-in was
+  granted (`check_scope`), and for a service account, a calendar shared with it
+  (`check_service_account`): its own `primary` and the calendars it would make are seen by nobody.
 * Many treatments at once: `GooglePublisher.publish_jobs` (calendars.base.BatchPublisher) lists
   all of them in shared batch requests, then sends all their writes in shared batches; a
   permanent error fails only the treatment it belongs to.
@@ -57,14 +62,18 @@ from calendars.base import (
     diff_plan,
 )
 from calendars.gcal_auth import (
+    SCOPE_APP_CREATED,
+    SCOPE_CALENDAR,
     SCOPE_EVENTS,
     authorized_http,
     config_dir,
     ensure_config_dir,
+    granted_scopes,
     key_file_from_env,
     load_credentials,
     new_http,
     save_token,
+    service_account_email,
     sign_in_refused,
 )
 from calendars.http import (
@@ -95,14 +104,31 @@ BATCH_SIZE = 50  # calls per batch request (Google accepts up to 1000; each call
 # at 32 s (also the longest Retry-After honoured).
 DEFAULT_RETRY = RetryPolicy(attempts=6, base_delay=1.0, max_delay=32.0)
 RETRYABLE_403 = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+# Google's per-minute quotas (600 calls a minute per user) are counted over a sliding window: a
+# burst past them is refused until its calls leave the window
+# (https://developers.google.com/workspace/calendar/api/guides/quota). Calls refused by a rate
+# limit therefore go again until the waits add up to RATE_PATIENCE, more than one window, however
+# many rounds that takes (at most RATE_LIMIT_ROUNDS, for policies whose delays are tiny).
+RATE_WINDOW = 60.0
+RATE_PATIENCE = 1.5 * RATE_WINDOW
+RATE_LIMIT_ROUNDS = 12
+# A 404 for a calendar: "Suggested action: Use exponential backoff" (a calendar just made or
+# shared may not be visible yet), https://developers.google.com/workspace/calendar/api/guides/errors#404_not_found;
+# asked this many times in all, so that a mistyped calendar id is reported within seconds.
+NOT_FOUND_ATTEMPTS = 3
 
 
 # ---- ids, bodies ------------------------------------------------------------------------------------
 
 
-def event_id(treatment_id: str, key: str) -> str:
-    """Google event id for (treatment id, step key): base32hex (0-9, a-v), 32 characters."""
-    digest = hashlib.sha256(f"aftercal-google\x1f{treatment_id}\x1f{key}".encode()).digest()[:20]
+def event_id(treatment_id: str, key: str, uid: str | None = None) -> str:
+    """Google event id for (treatment id, step key): base32hex (0-9, a-v), 32 characters.
+
+    With keyed ids (a clinic secret) it derives from the event's keyed `uid` instead, so that it
+    does not reveal the treatment id either; without, it keeps its historic unkeyed form.
+    """
+    name = f"aftercal-google-uid\x1f{uid}" if uid is not None else f"aftercal-google\x1f{treatment_id}\x1f{key}"
+    digest = hashlib.sha256(name.encode()).digest()[:20]
     return base64.b32hexencode(digest).decode("ascii").lower()
 
 
@@ -116,7 +142,7 @@ def event_body(plan: CarePlan, reminder: Reminder) -> dict[str, Any]:
     """The Calendar v3 event resource for one reminder (used for insert and for update)."""
     zone = plan.zone.key
     body: dict[str, Any] = {
-        "id": event_id(plan.treatment_id, reminder.key),
+        "id": event_id(plan.treatment_id, reminder.key, reminder.uid if plan.options.ids.keyed else None),
         "status": "confirmed",
         "summary": reminder.title,
         "description": reminder.description,
@@ -245,13 +271,35 @@ def _permanent_error(failure: _Failure, what: str, calendar_id: str) -> ChannelE
     detail = f"{failure.status} {failure.reason}".strip() + (f": {failure.message}" if failure.message else "")
     if failure.status == 401:
         return AuthError(f"Google refused the credentials while trying to {what} ({detail}); sign in again")
+    if failure.status == 403 and failure.reason == "quotaExceeded":
+        # Not the per-minute rate limit: the Calendar use limits (events or calendars made in a short
+        # period...), past which the calendar is read-only "for a few hours"
+        # (https://support.google.com/a/answer/2905486).
+        return ChannelError(
+            f"Google's Calendar usage limits for this Google account are reached while trying to {what} ({detail}): "
+            "Google keeps its calendars read-only for a few hours (https://support.google.com/a/answer/2905486); "
+            "run the same command again later, it goes on where this run stopped"
+        )
+    if failure.status == 403 and failure.reason == "insufficientPermissions":
+        return AuthError(
+            f"the sign-in's scope does not let aftercal {what} in calendar {calendar_id!r} ({detail}): sign in "
+            "again with `aftercal google login` (add --app-created-only for calendars aftercal makes)"
+        )
+    if failure.status == 403 and failure.reason == "requiredAccessLevel":
+        return AuthError(
+            f"the account may see calendar {calendar_id!r} but not change its events ({detail}): share the "
+            "calendar with it with 'Make changes to events'"
+        )
     if failure.status == 403:
         return AuthError(
             f"Google refused to {what} in calendar {calendar_id!r} ({detail}); check the account's access "
             "to that calendar and the scope it signed in with"
         )
     if failure.status == 404:
-        return NotFoundError(f"Google does not know calendar {calendar_id!r} ({detail}); check --calendar-id")
+        return NotFoundError(
+            f"Google does not know calendar {calendar_id!r}, or does not share it with this account ({detail}); "
+            "check --calendar-id"
+        )
     if failure.status == 0:
         return TransientError(f"cannot reach the Calendar API to {what} ({failure.message})")
     return ChannelError(f"Google answered {detail} while trying to {what}")
@@ -303,6 +351,7 @@ class _Op:
     plan_tag: str = ""  # list calls: whose events
     page: str | None = None  # list calls: page token
     hops: int = 0  # insert -> update -> insert conversions, bounded
+    misses: int = 0  # 404s for the calendar so far (asked again up to NOT_FOUND_ATTEMPTS times in all)
     job: str = ""  # label of the job (treatment), for progress
 
 
@@ -386,9 +435,16 @@ class GooglePublisher(BatchPublisher):
     # -- single requests with retries --
 
     def _retryable(self, failure: _Failure) -> bool:
-        """Transport errors (status 0), the policy's statuses, Google's 403 rate limits, and answers
-        that are not JSON (every call aftercal makes through here may be made again)."""
+        """Transport errors (status 0), the policy's statuses, Google's 403 rate limits, 409 conflict
+        and answers that are not JSON (every call aftercal makes through here may be made again).
+
+        409 `conflict`: "An individual request in a batch request couldn't be completed due to a
+        conflict with another request in it", to be retried (unlike 409 `duplicate`, an id that
+        exists), https://developers.google.com/workspace/calendar/api/guides/errors#409_conflict
+        """
         if failure.status == 0 or failure.reason == MALFORMED or self.retry.is_retryable(failure.status):
+            return True
+        if failure.status == 409 and failure.reason == "conflict":
             return True
         return failure.status == 403 and failure.reason in RETRYABLE_403
 
@@ -407,9 +463,10 @@ class GooglePublisher(BatchPublisher):
 
         method = str(getattr(request, "method", "") or "")
         last = _Failure(0, "", "")
+        misses = 0  # 404s so far
 
         def attempt() -> dict[str, Any]:
-            nonlocal last
+            nonlocal last, misses
             self.stats.http_requests += 1
             self.stats.api_calls += 1
             retry_after = None
@@ -428,6 +485,9 @@ class GooglePublisher(BatchPublisher):
                 last = _Failure(200, MALFORMED, f"not the JSON object of the API ({type(answer).__name__})")
             if once and (last.status == 0 or last.status >= 500 or last.reason == MALFORMED):
                 raise _AnswerLost(f"{last.reason or last.status}: {last.message}" if last.status else last.message)
+            if last.status == 404 and misses < NOT_FOUND_ATTEMPTS - 1:
+                misses += 1
+                raise Retryable("404 notFound")
             if not self._retryable(last):
                 raise _permanent_error(last, what, self.calendar_id)
             raise Retryable(f"{last.status} {last.reason}", retry_after=retry_after)
@@ -553,7 +613,11 @@ class GooglePublisher(BatchPublisher):
         results = [JobResult(job.label) for job in jobs]
         calendars = [job.calendar or self.calendar_id for job in jobs]
         remote: list[dict[str, RemoteEvent]] = [{} for _ in jobs]
-        lists = [_Op("list", calendars[i], owner=i, plan_tag=job.plan_tag, job=job.label) for i, job in enumerate(jobs)]
+        lists = [
+            _Op("list", calendars[i], owner=i, plan_tag=tag, job=job.label)
+            for i, job in enumerate(jobs)
+            for tag in job.tags
+        ]
         for owner, error in self.run(lists, None, remote=remote).items():
             results[owner].error = error
         writes: list[_Op] = []
@@ -582,11 +646,13 @@ class GooglePublisher(BatchPublisher):
         """
         pending = list(ops)
         errors: dict[int, ChannelError] = {}
-        attempt = 0
+        attempt = 0  # rounds with a retryable failure other than a rate limit
+        limited_rounds, limited_wait = 0, 0.0  # rounds refused by rate limits only, and their waits
         last = _Failure(0, "", "")  # the last retryable failure, for the message when retries run out
         while pending:
             again: list[_Op] = []
             retry: list[_Op] = []
+            only_rate_limits = True
             for start in range(0, len(pending), self.batch_size):
                 chunk = pending[start : start + self.batch_size]
                 for op, response, failure in self._send_batch(chunk):
@@ -604,30 +670,53 @@ class GooglePublisher(BatchPublisher):
                         self._done(op, progress)
                     elif follow is not None:
                         again.append(follow)
+                    elif failure.status == 404 and op.kind in ("list", "insert") and op.misses < NOT_FOUND_ATTEMPTS - 1:
+                        retry.append(dataclasses.replace(op, misses=op.misses + 1))  # the calendar, not yet visible?
+                        last, only_rate_limits = failure, False
                     elif self._retryable(failure):
                         retry.append(op)
                         last = failure
+                        only_rate_limits = only_rate_limits and _rate_limited(failure)
                     elif op.owner not in errors:
                         what = "list events" if op.kind == "list" else f"{op.kind} event {op.label}"
                         errors[op.owner] = _permanent_error(failure, what, op.calendar_id)
             if retry:
-                attempt += 1
-                if attempt >= self.retry.attempts:
+                if only_rate_limits:  # a quota: wait for its sliding window to pass, not N rounds
+                    limited_rounds += 1
+                    give_up = limited_wait >= RATE_PATIENCE or limited_rounds >= RATE_LIMIT_ROUNDS
+                    if not give_up:
+                        limited_wait += self._wait_for_quota(limited_rounds - 1)
+                else:
+                    attempt += 1
+                    give_up = attempt >= self.retry.attempts
+                    if not give_up:
+                        self.retry.wait(attempt - 1)
+                if give_up:
+                    rounds = attempt + limited_rounds
                     for op in retry:
                         errors.setdefault(
                             op.owner,
                             TransientError(
-                                f"Google kept failing ({len(retry)} call(s) still failing after {attempt} attempts, "
+                                f"Google kept failing ({len(retry)} call(s) still failing after {rounds} attempts, "
                                 f"last: {self._describe(last)}); run the same command again later"
                             ),
                         )
                     # Give up on these, but still send the follow-ups (409 -> update, next list
                     # page): dropping them would report success for work never done.
                     retry = []
-                else:
-                    self.retry.wait(attempt - 1)
             pending = again + retry
         return errors
+
+    def _wait_for_quota(self, round_: int) -> float:
+        """Wait after a round refused by rate limits; returns the seconds waited.
+
+        The policy's exponential ceiling with "equal jitter" (at least half of it): the waits then
+        surely add up to RATE_PATIENCE within RATE_LIMIT_ROUNDS rounds (from 1 s: 10 rounds at most).
+        """
+        ceiling = self.retry.ceiling(round_)
+        delay = self.retry.uniform(ceiling / 2, ceiling)
+        self.retry.sleep(delay)
+        return delay
 
     def _describe(self, failure: _Failure) -> str:
         if failure.reason == MALFORMED:
@@ -693,6 +782,69 @@ class GooglePublisher(BatchPublisher):
             return [results.get(str(index), (op, None, failure)) for index, op in enumerate(chunk)]
         missing = _Failure(502, "missingPart", "the batch answer left this call out")
         return [results.get(str(index), (op, None, missing)) for index, op in enumerate(chunk)]
+
+    # -- what the credentials may do, checked before anything is sent --
+
+    @property
+    def service_account(self) -> str | None:
+        """The service account this client signs in as (None: a person's sign-in, or none)."""
+        return service_account_email(self.credentials) if self.credentials is not None else None
+
+    def check_scope(self, calendar_id: str, *, named_calendar: bool) -> None:
+        """Refuse what the scope the sign-in was granted cannot do, before anything is sent.
+
+        Google answers 403 to calendars.insert and calendarList.list under calendar.events, and to
+        any call on a calendar aftercal did not make under calendar.app.created (the "Authorization"
+        section of each method's reference, e.g.
+        https://developers.google.com/workspace/calendar/api/v3/reference/calendars/insert#auth).
+        `named_calendar`: the run finds or makes aftercal's calendar by name (--calendar NAME).
+        """
+        scopes = granted_scopes(self.credentials) if self.credentials is not None else None
+        if scopes is None or SCOPE_CALENDAR in scopes:
+            return
+        if named_calendar and SCOPE_APP_CREATED not in scopes:
+            raise AuthError(
+                "--calendar NAME needs a sign-in with the calendar.app.created scope (to make and find aftercal's "
+                "own calendar), and this one has only calendar.events: run `aftercal google login "
+                "--app-created-only --client-secrets client_secret.json`, or publish with --calendar-id"
+            )
+        if not named_calendar and calendar_id == "primary" and SCOPE_EVENTS not in scopes:
+            raise AuthError(
+                "this sign-in (calendar.app.created) may change only calendars aftercal made, not 'primary': use "
+                "--calendar NAME (or such a calendar's id with --calendar-id), or run `aftercal google login "
+                "--client-secrets client_secret.json` without --app-created-only"
+            )
+
+    def check_service_account(self, calendar_id: str, *, named_calendar: bool) -> None:
+        """With a service account, refuse calendars nobody sees and check that `calendar_id` is shared.
+
+        A service account is an identity of its own: its `primary` is its own calendar, and a
+        calendar it makes is its own ("If you use a service account for authentication, the service
+        account is the data owner", calendars insert reference); no person sees either. So it needs
+        a calendar a person shared with it, read here once (a 404 says it is not shared).
+        """
+        account = self.service_account
+        if account is None:
+            return
+        share = f"share a calendar with {account} ('Make changes to events') and give its id with --calendar-id"
+        if named_calendar:
+            raise InputError(
+                f"--calendar and --create-calendar would make and use a calendar that the service account {account} "
+                f"owns, which no person sees (Google advises against it): {share}"
+            )
+        if calendar_id in ("primary", account):
+            raise InputError(
+                f"calendar 'primary' of the service account {account} is its own, which no person sees: {share}"
+            )
+        probe = self.events_api().list(calendarId=calendar_id, maxResults=1, fields="kind")
+        try:
+            self.for_calendar(calendar_id)._execute(probe, "read the calendar")
+        except NotFoundError:
+            raise NotFoundError(
+                f"calendar {calendar_id!r} is not shared with the service account {account} (or does not exist): "
+                f"share it with {account} ('Make changes to events') in Google Calendar, then run the same command "
+                "again"
+            ) from None
 
     # -- calendars (for calendar.app.created) --
 
@@ -843,13 +995,18 @@ def _retry_after(exc: BaseException) -> float | None:
     return parse_retry_after(value if isinstance(value, str) else None)
 
 
+def _rate_limited(failure: _Failure) -> bool:
+    """Refused by a rate limit: 429, or 403 rateLimitExceeded / userRateLimitExceeded (guides/quota)."""
+    return failure.status == 429 or (failure.status == 403 and failure.reason in RETRYABLE_403)
+
+
 def _follow_up(op: _Op, failure: _Failure) -> _Op | str | None:
     """What a part's error means besides retry/permanent: 'done', a converted op, or None."""
     if op.kind == "delete" and failure.status in (404, 410):
         return "done"  # already gone
     if op.hops >= 3:
         return None
-    if op.kind == "insert" and failure.status == 409:
+    if op.kind == "insert" and failure.status == 409 and failure.reason != "conflict":
         # The id exists (perhaps cancelled): overwrite it, which also sets it back to confirmed.
         return dataclasses.replace(op, kind="update", hops=op.hops + 1)
     if op.kind == "update" and failure.status in (404, 410) and op.body is not None:

@@ -1,7 +1,11 @@
 """Signing in to Google Calendar: OAuth login, the stored token, credentials from key files.
 
 * `login`: the OAuth installed-app flow (a browser consent, a redirect to a short-lived server on
-  localhost); the token is stored by `save_token`.
+  localhost); the token is stored by `save_token`. It asks for offline access with the consent
+  screen shown (access_type=offline, prompt=consent): Google sends a refresh token only when that
+  screen was shown, and a sign-in without one would stop working within the hour, so such a token
+  is refused, never stored. Only a "Desktop app" client can redirect to this computer: the file of
+  a "Web application" client is refused before the browser opens.
 * The token is JSON (never pickle) in `google-token.json` in aftercal's config folder
   (`config_dir`: $AFTERCAL_CONFIG_DIR, else the platform's user config dir), written atomically
   with mode 0600 in a 0700 folder, and stored again whenever it is refreshed.
@@ -9,6 +13,7 @@
   GOOGLE_APPLICATION_CREDENTIALS), else the stored token, refreshed when expired. Reminders
   (popups) belong to the account that owns the calendar being read, so a service account's events
   never ring a patient's phone unless they land in a calendar the patient's own account reads.
+  `granted_scopes` and `service_account_email` tell what the credentials may do and who they are.
 * `new_http` / `authorized_http`: the httplib2 transport every Google call uses, which never
   follows a redirect.
 
@@ -34,11 +39,13 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "AFTERCAL_CONFIG_DIR"
 KEY_FILE_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
+SCOPE_CALENDAR = "https://www.googleapis.com/auth/calendar"
 SCOPE_EVENTS = "https://www.googleapis.com/auth/calendar.events"
 SCOPE_APP_CREATED = "https://www.googleapis.com/auth/calendar.app.created"
 TOKEN_FILE = "google-token.json"
 HTTP_TIMEOUT = 60
 LOGIN_TIMEOUT = 300  # seconds to wait for the browser's redirect
+PERMISSIONS_PAGE = "https://myaccount.google.com/permissions"  # where a person removes an app's access
 
 # ---- where the token lives -------------------------------------------------------------------------
 
@@ -94,9 +101,15 @@ def save_token(credentials: UserCredentials) -> Path:
 
 
 def login(client_secrets: Path, *, app_created: bool = False, open_browser: bool = True, port: int = 0) -> Path:
-    """OAuth installed-app flow: a browser consent, a redirect to a local port, a stored token."""
+    """OAuth installed-app flow: a browser consent, a redirect to a local port, a stored token.
+
+    The consent screen is always shown (prompt=consent): Google sends a refresh token only then
+    (once it remembers a consent it skips the screen, and the token it sends lasts an hour), and
+    aftercal cannot tell whether Google remembers one (another computer, a deleted token file).
+    """
     from google_auth_oauthlib.flow import InstalledAppFlow
 
+    _check_desktop_client(client_secrets)
     scopes = [SCOPE_APP_CREATED] if app_created else [SCOPE_EVENTS]
     try:
         flow = InstalledAppFlow.from_client_secrets_file(str(client_secrets), scopes=scopes)
@@ -107,12 +120,43 @@ def login(client_secrets: Path, *, app_created: bool = False, open_browser: bool
             f"{client_secrets} is not an OAuth client file: download the JSON of a 'Desktop app' OAuth client"
         ) from None
     try:
-        credentials = flow.run_local_server(port=port, open_browser=open_browser, timeout_seconds=LOGIN_TIMEOUT)
+        credentials = flow.run_local_server(
+            port=port, open_browser=open_browser, timeout_seconds=LOGIN_TIMEOUT, access_type="offline",
+            prompt="consent",
+        )  # fmt: skip
     except Exception as exc:  # oauthlib raises many kinds; none may leak a secret
         raise AuthError(f"Google sign-in failed ({type(exc).__name__}); run `aftercal google login` again") from None
     finally:
         flow.oauth2session.close()
+    if not credentials.refresh_token:
+        raise AuthError(
+            "Google sent no refresh token, so this sign-in would stop working within the hour (Google sends one "
+            f"only when it shows its consent screen); nothing was stored: remove aftercal's access at "
+            f"{PERMISSIONS_PAGE}, then run `aftercal google login` again"
+        )
     return save_token(credentials)
+
+
+def _check_desktop_client(client_secrets: Path) -> None:
+    """Refuse, before the browser opens, a client file that cannot sign in a program on this computer.
+
+    A "Web application" client may redirect only to the addresses registered for it: Google
+    refuses the redirect to this computer (redirect_uri_mismatch) and the login would wait in vain.
+    """
+    try:
+        info = json.loads(client_secrets.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"cannot read {client_secrets}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(
+            f"{client_secrets} is not an OAuth client file: download the JSON of a 'Desktop app' OAuth client"
+        ) from None
+    if isinstance(info, dict) and "web" in info and "installed" not in info:
+        raise InputError(
+            f"{client_secrets} is the file of a 'Web application' OAuth client, which Google lets redirect only to "
+            "the web addresses registered for it, never to this computer: in the Google Cloud console (APIs & "
+            "Services > Credentials), create an OAuth client ID of type 'Desktop app' and use its JSON"
+        )
 
 
 def sign_in_refused() -> AuthError:
@@ -145,13 +189,35 @@ def load_credentials(credentials_file: Path | None, scopes: list[str]) -> AnyCre
     from google.oauth2.credentials import Credentials
 
     try:
-        credentials: UserCredentials = Credentials.from_authorized_user_file(str(path))  # type: ignore[no-untyped-call]
-    except (ValueError, KeyError, json.JSONDecodeError, OSError):
+        info = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(info, dict) and not info.get("refresh_token"):
+            raise AuthError(
+                f"{path} holds a sign-in that cannot be renewed (no refresh token: Google sends one only when it "
+                "shows its consent screen): run `aftercal google login` again"
+            )
+        credentials: UserCredentials = Credentials.from_authorized_user_info(info)  # type: ignore[no-untyped-call]
+    except (ValueError, KeyError, AttributeError, TypeError, UnicodeDecodeError, OSError):
         raise AuthError(f"{path} is not a valid token: run `aftercal google login` again") from None
     if not credentials.valid:
         _refresh(credentials)
         save_token(credentials)
     return credentials
+
+
+def granted_scopes(credentials: AnyCredentials) -> frozenset[str] | None:
+    """The scopes `credentials` carry: those a stored sign-in was granted, those a key file asks
+    for; None when unknown."""
+    scopes = getattr(credentials, "scopes", None)
+    return frozenset(scopes) if scopes else None
+
+
+def service_account_email(credentials: AnyCredentials) -> str | None:
+    """The service account `credentials` sign in as; None for a person's sign-in."""
+    from google.oauth2 import service_account
+
+    if isinstance(credentials, service_account.Credentials):
+        return str(credentials.service_account_email)
+    return None
 
 
 def _credentials_from_file(source: Path, scopes: list[str]) -> AnyCredentials:

@@ -8,9 +8,11 @@ Columns (header row required, any order, names case-insensitive):
     zone      IANA time zone (required)
     calendar  calendar to publish to (optional; overrides --calendar / --calendar-id)
 
-A bad row is reported with its line number and skipped; the other rows go on. Rows are read
-lazily, one at a time, so a caller can make and publish plans as it goes; the file itself must be
-a regular file of at most MAX_CSV_BYTES (a day's list is kilobytes: 100,000 rows are ~6 MB).
+A bad row is reported with its line number and skipped; the other rows go on. So is a row whose
+treatment id an earlier row already has: it names both lines (the events of one treatment have one
+set of ids: publishing both rows would write them twice, and which date stayed was chance). Rows
+are read lazily, one at a time, so a caller can make and publish plans as it goes; the file itself
+must be a regular file of at most MAX_CSV_BYTES (a day's list is kilobytes: 100,000 rows are ~6 MB).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def read_appointments(path: str | Path) -> Iterator[Appointment | BadRow]:
 
 def _rows(reader: Any, columns: int, index: dict[str, int]) -> Iterator[Appointment | BadRow]:
     """The rows after the header; `reader` is a csv.reader (its line_num numbers the rows)."""
+    first_line: dict[str, int] = {}  # treatment id -> the line of its first row
     while True:
         try:
             row = next(reader)
@@ -88,6 +91,10 @@ def _rows(reader: Any, columns: int, index: dict[str, int]) -> Iterator[Appointm
         empty = [c for c in REQUIRED if not values[c]]
         if empty:
             yield BadRow(line, f"empty {', '.join(empty)}")
+            continue
+        first = first_line.setdefault(values["id"], line)
+        if first != line:
+            yield BadRow(line, f"treatment id {values['id']!r} is already on line {first}: give each treatment one row")
             continue
         yield Appointment(
             line=line,

@@ -9,6 +9,7 @@ import typer
 
 from aftercal import publishing
 from aftercal.cli.command import sub_app
+from aftercal.cli.common import event_ids
 from aftercal.cli.options import BatchAtOpt, BatchProtocolArg, DryRunOpt, FromOpt, PlanArgs, with_plan_options
 from aftercal.cli.runs import Reporter, collect_jobs, end_run, warn_single_job
 
@@ -30,7 +31,8 @@ CredentialsOpt = Annotated[
     typer.Option(
         "--credentials",
         help="Service-account (or authorized-user) JSON key file (default: $GOOGLE_APPLICATION_CREDENTIALS, "
-        "else the token of `aftercal google login`). Service-account popups never ring a patient's phone.",
+        "else the token of `aftercal google login`). A service account needs --calendar-id of a calendar shared "
+        "with it; its popups never ring a patient's phone.",
     ),
 ]
 EndpointOpt = Annotated[
@@ -52,7 +54,11 @@ NoAuthOpt = Annotated[
 def google_login(
     client_secrets: Annotated[
         Path,
-        typer.Option("--client-secrets", help="OAuth client JSON of a 'Desktop app' client (Google Cloud console)."),
+        typer.Option(
+            "--client-secrets",
+            help="OAuth client JSON of a 'Desktop app' client (Google Cloud console); a 'Web application' "
+            "client's is refused.",
+        ),
     ],
     app_created: Annotated[
         bool,
@@ -74,7 +80,10 @@ def google_login(
     A browser opens Google's consent page; Google then redirects to a short-lived server on
     localhost. The token is stored as JSON, readable by you only (0600), in aftercal's config
     folder ($AFTERCAL_CONFIG_DIR or the platform's user config dir) and refreshed when it expires.
-    An OAuth app left in "Testing" status gets refresh tokens that expire after 7 days.
+    Google's consent page is shown at every login: Google sends the refresh token that keeps a
+    sign-in working only then (a sign-in without one is refused, never stored). An OAuth app left
+    in "Testing" status accepts only the test users added on its consent screen, and its refresh
+    tokens expire after 7 days.
 
     Reminders belong to the signed-in account: sign in as the account whose phone should ring (a
     service account's popups never ring a patient's phone).
@@ -121,7 +130,9 @@ def publish_google(
     in one run; a bad row is reported with its line number and only that row is skipped.
 
     Credentials: --credentials FILE or $GOOGLE_APPLICATION_CREDENTIALS (a service-account key),
-    else the token stored by `aftercal google login`.
+    else the token stored by `aftercal google login`. A service account publishes only into a
+    calendar shared with it, given with --calendar-id (its own 'primary' and calendars it would
+    make are seen by nobody); --calendar NAME needs a login with --app-created-only.
 
     Reminders belong to the signed-in account: a service account's popups never ring the
     patient's phone. Sign in as the patient (or as the clinic, for the clinic's own calendar).
@@ -165,6 +176,6 @@ def unpublish_google(
     with Reporter(dry_run=dry_run) as reporter:
         run = publishing.unpublish_google(
             treatment_ids, calendar_id=calendar_id, credentials=credentials, api_endpoint=api_endpoint,
-            no_auth=no_auth, dry_run=dry_run, keep_going=batch, events=reporter,
+            no_auth=no_auth, dry_run=dry_run, keep_going=batch, events=reporter, ids=event_ids(),
         )  # fmt: skip
     end_run(run, batch=batch, dry_run=dry_run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,12 +13,25 @@ from calendars.gcal import DEFAULT_RETRY, GooglePublisher, connect
 from calendars.http import RetryPolicy
 from reminders import make_plan
 from reminders.schedule import CarePlan, PlanOptions
-from tests.google.standin import CalendarStandin
+from tests.google.standin import CalendarStandin, ManualClock
+
+QUOTA_PER_MINUTE = (
+    600  # Google's default per-user quota (https://developers.google.com/workspace/calendar/api/guides/quota)
+)
 
 
 @pytest.fixture
-def standin() -> Iterator[CalendarStandin]:
-    server = CalendarStandin()
+def clock() -> ManualClock:
+    """The stand-in's clock: it moves by the backoffs the client asks for (`retry`), not by itself."""
+    return ManualClock()
+
+
+@pytest.fixture
+def standin(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[CalendarStandin]:
+    """The stand-in with Google's rules: batch parts in an order seeded by the test's name (the same
+    at every run), and the per-user quota of 600 calls a minute on `clock`."""
+    seed = zlib.crc32(request.node.nodeid.encode())
+    server = CalendarStandin(seed=seed, quota_per_minute=QUOTA_PER_MINUTE, clock=clock)
     server.start()
     try:
         yield server
@@ -32,9 +46,15 @@ def sleeps() -> list[float]:
 
 
 @pytest.fixture
-def retry(sleeps: list[float]) -> RetryPolicy:
-    """The channel's own retry policy, recording its waits in `sleeps` instead of sleeping."""
-    return dataclasses.replace(DEFAULT_RETRY, sleep=sleeps.append)
+def retry(sleeps: list[float], clock: ManualClock) -> RetryPolicy:
+    """The channel's own retry policy, recording its waits in `sleeps` (and moving the stand-in's
+    clock by them) instead of sleeping."""
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.advance(seconds)
+
+    return dataclasses.replace(DEFAULT_RETRY, sleep=sleep)
 
 
 @pytest.fixture

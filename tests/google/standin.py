@@ -21,23 +21,48 @@ What it models, as Google documents and behaves:
   (the connection closes before any answer), "truncated" (cut half-way), "not-json" (200 with an
   HTML page; also inside a batch), "bad-part" (a batch part without a reason phrase and not
   JSON); every HTTP request and every API call is counted.
+
+Google's rules that a lenient stand-in used to hide (issue 16), each with the documentation it
+follows next to its code (search for "Google's rule"):
+
+* scopes per access token: each token carries the scopes it was granted; a call its scopes do not
+  allow answers 403 insufficientPermissions (calendars.insert under calendar.events, events of
+  `primary` under calendar.app.created);
+* one identity per credential: `primary` is the signed-in identity's own calendar (a service
+  account's is its own, which no person sees); a calendar not shared with the identity answers
+  404, one shared read-only answers 403 requiredAccessLevel to writes;
+* refresh tokens only on consent: the authorization endpoint (`/auth`) gives a code that yields a
+  refresh token only with access_type=offline and a consent screen shown (prompt=consent, or
+  scopes this user never granted this client);
+* batch parts run in a shuffled order (seeded: deterministic per test), and two parts of one
+  batch on the same event: the later answers 409 `conflict`;
+* the per-user sliding-window quota (`quota_per_minute`, off unless given): a call past it
+  answers 403 rateLimitExceeded until older calls leave the 60 s window of `clock`.
+
+Without a bearer token (`token` None and none issued) every call is made as DEFAULT_USER with the
+full calendar scope: the `--no-auth` tests.
 """
 
 from __future__ import annotations
 
+import base64
 import email.parser
 import email.policy
 import itertools
 import json
+import random
 import re
 import threading
+import time
 import uuid
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ID_RE = re.compile(r"^[a-v0-9]{5,1024}$")
@@ -63,6 +88,84 @@ DEFAULT_REASONS = {
     500: "backendError",
     503: "backendError",
 }
+
+
+# ---- identities and scopes -----------------------------------------------------------------------
+
+AUTH = "https://www.googleapis.com/auth/"
+SCOPE_CALENDAR = AUTH + "calendar"
+SCOPE_READONLY = AUTH + "calendar.readonly"
+SCOPE_EVENTS = AUTH + "calendar.events"
+SCOPE_EVENTS_READONLY = AUTH + "calendar.events.readonly"
+SCOPE_APP_CREATED = AUTH + "calendar.app.created"
+SCOPE_CALENDARS = AUTH + "calendar.calendars"
+SCOPE_CALENDARS_READONLY = AUTH + "calendar.calendars.readonly"
+SCOPE_CALENDARLIST = AUTH + "calendar.calendarlist"
+SCOPE_CALENDARLIST_READONLY = AUTH + "calendar.calendarlist.readonly"
+
+# Google's rule (scopes per access token): each method's reference page lists, under
+# "Authorization", the scopes that allow it; a token with none of them gets 403
+# insufficientPermissions. calendar.app.created counts only for calendars its app created
+# ("Make secondary Google calendars, and see, create, change, and delete events on them").
+# https://developers.google.com/workspace/calendar/api/v3/reference/calendars/insert#auth
+# https://developers.google.com/workspace/calendar/api/v3/reference/calendars/get#auth
+# https://developers.google.com/workspace/calendar/api/v3/reference/calendarList/list#auth
+# https://developers.google.com/workspace/calendar/api/v3/reference/events/list#auth
+# https://developers.google.com/workspace/calendar/api/v3/reference/events/insert#auth
+# https://developers.google.com/workspace/calendar/api/auth (what each scope means)
+READ_EVENTS = frozenset({SCOPE_CALENDAR, SCOPE_READONLY, SCOPE_EVENTS, SCOPE_EVENTS_READONLY})
+WRITE_EVENTS = frozenset({SCOPE_CALENDAR, SCOPE_EVENTS})
+CREATE_CALENDAR = frozenset({SCOPE_CALENDAR, SCOPE_APP_CREATED, SCOPE_CALENDARS})
+READ_CALENDAR = frozenset({SCOPE_CALENDAR, SCOPE_READONLY, SCOPE_CALENDARS, SCOPE_CALENDARS_READONLY})
+LIST_CALENDARS = frozenset({SCOPE_CALENDAR, SCOPE_READONLY, SCOPE_CALENDARLIST, SCOPE_CALENDARLIST_READONLY})
+
+DEFAULT_USER = "patient@example.com"  # who signs in at `/auth`, and who `--no-auth` calls are made as
+QUOTA_WINDOW = 60.0  # seconds: Google's per-minute quotas are counted over a sliding window
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What an access or refresh token stands for: one identity, the scopes it was granted, its app."""
+
+    identity: str
+    scopes: frozenset[str]
+    client_id: str = ""
+
+
+# The `--no-auth` tests: no bearer token, everything allowed, as the patient.
+NO_AUTH = Grant(DEFAULT_USER, frozenset({SCOPE_CALENDAR}))
+
+
+@dataclass(frozen=True)
+class AuthCode:
+    """An authorization code `/auth` gave: what it grants, and whether it yields a refresh token."""
+
+    grant: Grant
+    refresh: bool
+    redirect_uri: str
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    """An OAuth client of the project: "installed" (a Desktop app) or "web" (fixed redirect URIs)."""
+
+    client_id: str
+    secret: str
+    kind: str = "installed"
+    redirect_uris: tuple[str, ...] = ()
+
+
+class ManualClock:
+    """A clock that moves only when told (tests advance it by the backoffs the client asked for)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
 
 
 class ApiError(Exception):
@@ -137,6 +240,12 @@ class Calendar:
     time_zone: str = "UTC"
     description: str = ""
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    owner: str = DEFAULT_USER
+    shared: dict[str, str] = field(default_factory=dict)  # identity -> "reader" | "writer"
+    made_by: str | None = None  # the OAuth client that made it with calendars.insert
+
+    def role(self, identity: str) -> str | None:
+        return "owner" if identity == self.owner else self.shared.get(identity)
 
 
 def _now() -> str:
@@ -146,9 +255,27 @@ def _now() -> str:
 class CalendarStandin:
     """In-memory calendars behind a threaded HTTP server on 127.0.0.1 (port chosen by the OS)."""
 
-    def __init__(self, *, token: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        seed: int = 0,
+        quota_per_minute: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # "primary" is DEFAULT_USER's own calendar; another identity's is kept under its e-mail.
         self.calendars: dict[str, Calendar] = {"primary": Calendar("primary", "Primary", "UTC")}
-        self.token = token  # required bearer token; None: no check
+        # A bearer token every call must carry (None: no check until the token endpoint issues
+        # one); it stands for DEFAULT_USER with calendar.events. Tokens the endpoints issue carry
+        # their own grant (`access_tokens`), and the newest of them is also kept here.
+        self.token = token
+        self.access_tokens: dict[str, Grant] = {}
+        self.refresh_tokens: dict[str, Grant] = {}
+        self.clients: dict[str, OAuthClient] = {}
+        self.codes: dict[str, AuthCode] = {}
+        self.consents: dict[tuple[str, str], frozenset[str]] = {}  # (identity, client id) -> scopes granted
+        self.browser_user = DEFAULT_USER  # who signs in at `/auth`
+        self.authorizations: list[dict[str, str]] = []  # the queries `/auth` received
         # Whether cancelled events still match extended-property filters (Google does not promise it).
         self.cancelled_match_filters = True
         self.calendar_list_refused = False  # as for a token with only the calendar.app.created scope
@@ -158,6 +285,10 @@ class CalendarStandin:
         self.calls: list[Call] = []
         self.http_requests = 0
         self.batch_requests = 0
+        self.random = random.Random(seed)  # the order batch parts run in: seeded, so a test is repeatable
+        self.quota_per_minute = quota_per_minute  # Google: 600 per minute per user (None: no quota)
+        self.clock = clock
+        self._recent: dict[str, deque[float]] = {}  # identity -> times of its calls in the quota window
         self.lock = threading.RLock()
         self._etags = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
@@ -223,9 +354,34 @@ class CalendarStandin:
             items = list(self.calendars[calendar_id].events.values())
         return [dict(e) for e in items if include_cancelled or e.get("status") != "cancelled"]
 
-    def add_calendar(self, calendar_id: str, summary: str = "") -> None:
+    def add_calendar(
+        self, calendar_id: str, summary: str = "", *, owner: str = DEFAULT_USER, shared: dict[str, str] | None = None
+    ) -> None:
+        """A calendar `owner` made in Google Calendar, shared with others ({identity: "reader"|"writer"})."""
         with self.lock:
-            self.calendars[calendar_id] = Calendar(calendar_id, summary)
+            self.calendars[calendar_id] = Calendar(calendar_id, summary, owner=owner, shared=dict(shared or {}))
+
+    def register_client(
+        self, client_id: str, secret: str, *, kind: str = "installed", redirect_uris: tuple[str, ...] = ()
+    ) -> None:
+        """An OAuth client made in the project's console ("installed": a Desktop app; "web": fixed redirects)."""
+        with self.lock:
+            self.clients[client_id] = OAuthClient(client_id, secret, kind, redirect_uris)
+
+    def issue_refresh_token(
+        self, refresh_token: str, scopes: list[str] | None = None, *, identity: str = DEFAULT_USER, client_id: str = ""
+    ) -> None:
+        """A refresh token Google gave earlier (a login made before the test started)."""
+        with self.lock:
+            self.refresh_tokens[refresh_token] = Grant(identity, frozenset(scopes or [SCOPE_EVENTS]), client_id)
+
+    def issue_access_token(self, grant: Grant) -> str:
+        token = f"access-{uuid.uuid4().hex}"
+        with self.lock:
+            self.access_tokens[token] = grant
+            self.token = token
+            self.refreshed_tokens.append(token)
+        return token
 
     def put_event(self, calendar_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Insert an event directly (e.g. the patient's own), bypassing HTTP."""
@@ -234,20 +390,79 @@ class CalendarStandin:
 
     # -- the API --
 
-    def _calendar(self, calendar_id: str) -> Calendar:
+    def _calendar(self, calendar_id: str, grant: Grant = NO_AUTH) -> Calendar:
+        """The calendar `calendar_id` as `grant`'s identity sees it.
+
+        Google's rule (one identity per credential): "primary" is the calendar of the identity
+        the token stands for ("To access the primary calendar of the currently logged in user,
+        use the 'primary' keyword"): a service account's is its own, made with the account, that
+        no person sees. The calendars insert reference says it too: "If you use a service account
+        for authentication, the service account is the data owner".
+        https://developers.google.com/workspace/calendar/api/v3/reference/events/list#parameters
+        https://developers.google.com/workspace/calendar/api/v3/reference/calendars/insert
+        A calendar the identity may not see answers 404, as an unknown one does ("when accessing a
+        calendar that the user can not access"):
+        https://developers.google.com/workspace/calendar/api/guides/errors#404_not_found
+        """
+        identity = grant.identity
+        if calendar_id in ("primary", identity):
+            key = "primary" if identity == DEFAULT_USER else identity
+            if key not in self.calendars:
+                self.calendars[key] = Calendar(identity, identity, "UTC", owner=identity)
+            return self.calendars[key]
         calendar = self.calendars.get(calendar_id)
-        if calendar is None:
+        if calendar is None or calendar.role(identity) is None:
             raise ApiError(404, "Not Found")
         return calendar
+
+    @staticmethod
+    def _require(grant: Grant, allowed: frozenset[str], *, app_created: bool = False) -> None:
+        """Google's rule (scopes per access token): 403 unless one of the token's scopes allows the
+        call (see READ_EVENTS and the pages cited above it); `app_created`: calendar.app.created does."""
+        if grant.scopes & allowed or (app_created and SCOPE_APP_CREATED in grant.scopes):
+            return
+        raise ApiError(403, "Request had insufficient authentication scopes.", "insufficientPermissions")
+
+    @staticmethod
+    def _writable(grant: Grant, calendar: Calendar) -> None:
+        """A calendar shared read-only refuses writes: 403 requiredAccessLevel, as Google answers."""
+        if calendar.role(grant.identity) == "reader":
+            raise ApiError(403, "You need to have writer access to this calendar.", "requiredAccessLevel")
+
+    def _spend_quota(self, identity: str) -> None:
+        """Google's rule (per-user quota, sliding window): "Quotas are calculated per minute using a
+        sliding window"; 600 requests per minute per user per project; a batch of n calls counts
+        as n; a call past the quota answers 403 usageLimits (rateLimitExceeded) or 429.
+        https://developers.google.com/workspace/calendar/api/guides/quota
+        https://developers.google.com/workspace/calendar/api/guides/batch
+        A refused call is not counted (it did nothing)."""
+        if self.quota_per_minute is None:
+            return
+        now = self.clock()
+        recent = self._recent.setdefault(identity, deque())
+        while recent and recent[0] <= now - QUOTA_WINDOW:
+            recent.popleft()
+        if len(recent) >= self.quota_per_minute:
+            raise ApiError(403, "Rate Limit Exceeded", "rateLimitExceeded")
+        recent.append(now)
 
     def _stamp(self, event: dict[str, Any]) -> None:
         event["etag"] = f'"{next(self._etags)}"'
         event["updated"] = _now()
 
     def call(
-        self, method: str, target: str, body: bytes, headers: dict[str, str], via: str
+        self,
+        method: str,
+        target: str,
+        body: bytes,
+        headers: dict[str, str],
+        via: str,
+        touched: set[tuple[str, str]] | None = None,
     ) -> tuple[int, dict[str, Any] | None]:
-        """One API call (direct or from a batch part): (status, JSON answer or None)."""
+        """One API call (direct or from a batch part): (status, JSON answer or None).
+
+        `touched`: the events earlier parts of the same batch addressed (see `batch`).
+        """
         parts = urlsplit(target)
         path = parts.path
         query = parse_qs(parts.query, keep_blank_values=True)
@@ -260,9 +475,12 @@ class CalendarStandin:
                             spoil = fault.answer
                             break
                         raise ApiError(fault.status, f"Injected {fault.status}", fault.reason)
-                self._check_auth(headers)
+                grant = self._check_auth(headers)
+                self._spend_quota(grant.identity)
                 data = json.loads(body) if body.strip() else None
-                status, answer = self._route(method, path, query, data)
+                if touched is not None:
+                    _claim_event(touched, method, path, data)
+                status, answer = self._route(method, path, query, data, grant)
                 if spoil is not None:
                     answer = SpoiledAnswer(answer, spoil)
             except ApiError as exc:
@@ -272,28 +490,43 @@ class CalendarStandin:
             self.calls.append(Call(method, path, via, status))
         return status, answer
 
-    def _check_auth(self, headers: dict[str, str]) -> None:
-        if self.token is None:
-            return
-        if headers.get("authorization") != f"Bearer {self.token}":
-            raise ApiError(401, "Request had invalid authentication credentials.", "authError")
+    def _check_auth(self, headers: dict[str, str]) -> Grant:
+        """The grant of the call's bearer token (401 for a token Google did not issue)."""
+        if self.token is None and not self.access_tokens:
+            return NO_AUTH
+        bearer = headers.get("authorization", "")
+        grant = self.access_tokens.get(bearer.removeprefix("Bearer ")) if bearer.startswith("Bearer ") else None
+        if grant is not None:
+            return grant
+        if self.token is not None and bearer == f"Bearer {self.token}":
+            return Grant(DEFAULT_USER, frozenset({SCOPE_EVENTS}))
+        raise ApiError(401, "Request had invalid authentication credentials.", "authError")
 
     def _route(
-        self, method: str, path: str, query: dict[str, list[str]], data: Any
+        self, method: str, path: str, query: dict[str, list[str]], data: Any, grant: Grant = NO_AUTH
     ) -> tuple[int, dict[str, Any] | None]:
         segments = [unquote(s) for s in path.strip("/").split("/")]
         if segments[:2] != ["calendar", "v3"]:
             raise ApiError(404, "Not Found")
         rest = segments[2:]
         if rest == ["calendars"] and method == "POST":
-            return 200, self._create_calendar(data or {})
+            self._require(grant, CREATE_CALENDAR, app_created=True)
+            return 200, self._create_calendar(data or {}, grant)
         if rest == ["users", "me", "calendarList"] and method == "GET":
-            return 200, self._calendar_list()
+            self._require(grant, LIST_CALENDARS)
+            return 200, self._calendar_list(grant)
         if len(rest) == 2 and rest[0] == "calendars" and method == "GET":
-            calendar = self._calendar(rest[1])
+            calendar = self._calendar(rest[1], grant)
+            self._require(grant, READ_CALENDAR, app_created=calendar.made_by == grant.client_id)
             return 200, {"kind": "calendar#calendar", "id": calendar.id, "summary": calendar.summary}
         if len(rest) >= 3 and rest[0] == "calendars" and rest[2] == "events":
-            calendar = self._calendar(rest[1])
+            calendar = self._calendar(rest[1], grant)
+            ours = calendar.made_by == grant.client_id  # made by this app: calendar.app.created may
+            if method == "GET":
+                self._require(grant, READ_EVENTS, app_created=ours)
+            else:
+                self._require(grant, WRITE_EVENTS, app_created=ours)
+                self._writable(grant, calendar)
             if len(rest) == 3:
                 if method == "GET":
                     return 200, self._list(calendar, query)
@@ -312,22 +545,26 @@ class CalendarStandin:
                     return 204, None
         raise ApiError(404, "Not Found")
 
-    def _create_calendar(self, data: dict[str, Any]) -> dict[str, Any]:
+    def _create_calendar(self, data: dict[str, Any], grant: Grant = NO_AUTH) -> dict[str, Any]:
         if not data.get("summary"):
             raise ApiError(400, "Missing summary.", "required")
         calendar_id = f"{uuid.uuid4().hex}@group.calendar.google.com"
+        # "The authenticated user for the request is made the data owner of the new calendar."
         self.calendars[calendar_id] = Calendar(
-            calendar_id, str(data["summary"]), str(data.get("timeZone", "UTC")), str(data.get("description", ""))
-        )
+            calendar_id, str(data["summary"]), str(data.get("timeZone", "UTC")), str(data.get("description", "")),
+            owner=grant.identity, made_by=grant.client_id,
+        )  # fmt: skip
         return {"kind": "calendar#calendar", "id": calendar_id, "summary": data["summary"]}
 
-    def _calendar_list(self) -> dict[str, Any]:
+    def _calendar_list(self, grant: Grant = NO_AUTH) -> dict[str, Any]:
         if self.calendar_list_refused:
             raise ApiError(403, "Request had insufficient authentication scopes.", "insufficientPermissions")
+        self._calendar("primary", grant)  # an identity's list always holds its own calendar
         items = [
             {"kind": "calendar#calendarListEntry", "id": c.id, "summary": c.summary, "description": c.description,
-             "timeZone": c.time_zone, "accessRole": "owner"}
+             "timeZone": c.time_zone, "accessRole": c.role(grant.identity)}
             for c in self.calendars.values()
+            if c.role(grant.identity) is not None
         ]  # fmt: skip
         return {"kind": "calendar#calendarList", "items": items}
 
@@ -432,6 +669,87 @@ class CalendarStandin:
             answer["nextPageToken"] = str(offset + max_results)
         return answer
 
+    # -- OAuth: the authorization endpoint (what the browser shows) and the token endpoint --
+
+    def authorize(self, query: dict[str, str]) -> tuple[int, str, bytes]:
+        """`/auth`: the person (`browser_user`) signs in and consents; (status, Location, page).
+
+        Google's rule (refresh tokens only on consent): with access_type=offline, the code yields
+        a refresh token only when the consent screen was shown: always with prompt=consent, else
+        only for scopes this person never granted this client. A maintainer of Google's client
+        library: "Refresh tokens are only provided on the first user authorization, or when
+        prompt is set to consent."
+        https://developers.google.com/identity/protocols/oauth2/web-server#offline
+        https://developers.google.com/identity/protocols/oauth2/native-app#step-2:-send-a-request-to-googles-oauth-2.0-server
+        https://github.com/googleapis/google-api-php-client/issues/1686
+        A "Web application" client accepts only the redirect URIs registered for it: a desktop
+        program's loopback redirect gets "Error 400: redirect_uri_mismatch".
+        https://developers.google.com/identity/protocols/oauth2/native-app#redirect-uri_loopback
+        """
+        with self.lock:
+            self.authorizations.append(dict(query))
+            client = self.clients.get(query.get("client_id", ""))
+            redirect_uri = query.get("redirect_uri", "")
+            if client is None:
+                return 401, "", b"Error 401: invalid_client (The OAuth client was not found.)"
+            if client.kind == "web" and redirect_uri not in client.redirect_uris:
+                return 400, "", b"Error 400: redirect_uri_mismatch"
+            identity = self.browser_user
+            scopes = frozenset(query.get("scope", "").split())
+            granted = self.consents.get((identity, client.client_id), frozenset())
+            consent_shown = "consent" in query.get("prompt", "").split() or not scopes <= granted
+            if consent_shown:
+                self.consents[(identity, client.client_id)] = granted | scopes
+            code = f"code-{uuid.uuid4().hex}"
+            refresh = query.get("access_type") == "offline" and consent_shown
+            self.codes[code] = AuthCode(Grant(identity, scopes, client.client_id), refresh, redirect_uri)
+        answer = urlencode({"state": query.get("state", ""), "code": code, "scope": " ".join(sorted(scopes))})
+        return 302, f"{redirect_uri}?{answer}", b""
+
+    def token_grant(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """`/token`: authorization_code, refresh_token and jwt-bearer (service account) grants."""
+        kind = form.get("grant_type", "")
+        refused = {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
+        answer: dict[str, Any] = {"expires_in": 3599, "token_type": "Bearer"}
+        with self.lock:
+            if kind == "authorization_code":
+                code = self.codes.pop(form.get("code", ""), None)
+                client = self.clients.get(form.get("client_id", ""))
+                if code is None or client is None or client.client_id != code.grant.client_id:
+                    return 400, {"error": "invalid_grant", "error_description": "Malformed auth code."}
+                if form.get("client_secret") != client.secret:
+                    return 401, {"error": "invalid_client", "error_description": "Unauthorized"}
+                if form.get("redirect_uri") != code.redirect_uri:
+                    return 400, {"error": "redirect_uri_mismatch", "error_description": "Bad Request"}
+                grant = code.grant
+                if code.refresh:
+                    refresh = f"refresh-{uuid.uuid4().hex}"
+                    self.refresh_tokens[refresh] = grant
+                    answer["refresh_token"] = refresh
+                answer["scope"] = " ".join(sorted(grant.scopes))
+            elif kind == "refresh_token":
+                found = self.refresh_tokens.get(form.get("refresh_token", ""))
+                if found is None:
+                    return 400, refused
+                wanted = frozenset(form.get("scope", "").split())
+                if wanted and not wanted <= found.scopes:
+                    return 400, {"error": "invalid_scope", "error_description": "Bad Request"}
+                grant = found
+                answer["scope"] = " ".join(sorted(grant.scopes))
+            elif kind == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+                try:
+                    claims = _jwt_claims(form.get("assertion", ""))
+                    identity = str(claims.get("sub") or claims["iss"])
+                    scopes = frozenset(str(claims.get("scope", "")).split())
+                except (ValueError, KeyError, IndexError):
+                    return 400, {"error": "invalid_grant", "error_description": "Invalid JWT."}
+                grant = Grant(identity, scopes, identity)
+            else:
+                return 400, refused
+            answer["access_token"] = self.issue_access_token(grant)
+            self.grants.append(kind)
+        return 200, answer
+
     # -- batch --
 
     def batch(self, content_type: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, bytes]:
@@ -445,15 +763,32 @@ class CalendarStandin:
         if len(parts) > 1000:
             raise ApiError(400, "Too many calls in one batch request (max 1000).", "invalid")
         boundary = f"batch_{uuid.uuid4().hex}"
-        out: list[str] = []
+        requests = []
         for part in parts:
-            content_id = str(part.get("Content-ID", "<>"))
             raw = part.get_payload(decode=True) or b""
             assert isinstance(raw, bytes)  # decode=True on a part that is not multipart
             method, target, part_headers, part_body = _parse_inner_request(raw)
             if "authorization" not in part_headers and "authorization" in headers:
                 part_headers["authorization"] = headers["authorization"]
-            status, answer = self.call(method, target, part_body, part_headers, "batch")
+            requests.append((method, target, part_headers, part_body))
+        # Google's rule (batch order): "The server might perform your calls in any order. Don't
+        # count on their being executed in the order in which you specified them." The answer
+        # still lists the parts in the request's order, each with its Content-ID.
+        # https://developers.google.com/workspace/calendar/api/guides/batch#format-of-a-batch-request
+        # Two parts on one event: the one run later answers 409 `conflict` ("An individual request
+        # in a batch request couldn't be completed due to a conflict with another request in it";
+        # the suggested action is to retry it), https://developers.google.com/workspace/calendar/api/guides/errors#409_conflict
+        order = list(range(len(requests)))
+        self.random.shuffle(order)
+        touched: set[tuple[str, str]] = set()
+        answers: dict[int, tuple[int, dict[str, Any] | None]] = {}
+        for index in order:
+            method, target, part_headers, part_body = requests[index]
+            answers[index] = self.call(method, target, part_body, part_headers, "batch", touched)
+        out: list[str] = []
+        for index, part in enumerate(parts):
+            content_id = str(part.get("Content-ID", "<>"))
+            status, answer = answers[index]
             out.append(f"--{boundary}\r\n")
             out.append("Content-Type: application/http\r\n")
             out.append(f"Content-ID: <response-{content_id.strip('<>')}>\r\n\r\n")
@@ -472,6 +807,32 @@ class CalendarStandin:
                 out.append(f"Content-Length: {len(text.encode())}\r\n\r\n{text}\r\n")
         out.append(f"--{boundary}--\r\n")
         return 200, f"multipart/mixed; boundary={boundary}", "".join(out).encode("utf-8")
+
+
+def _claim_event(touched: set[tuple[str, str]], method: str, path: str, data: Any) -> None:
+    """Mark the event a batch part writes; 409 `conflict` if an earlier part of the batch wrote it."""
+    segments = [unquote(s) for s in path.strip("/").split("/")]
+    if method == "GET" or len(segments) < 5 or segments[2] != "calendars" or segments[4] != "events":
+        return
+    if len(segments) == 6:
+        event = segments[5]
+    elif method == "POST" and isinstance(data, dict) and isinstance(data.get("id"), str):
+        event = data["id"]
+    else:
+        return
+    key = (segments[3], event)
+    if key in touched:
+        raise ApiError(409, "Conflict", "conflict")
+    touched.add(key)
+
+
+def _jwt_claims(assertion: str) -> dict[str, Any]:
+    """The claims of a JWT (a service account's signed assertion); the signature is not checked."""
+    payload = assertion.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    if not isinstance(claims, dict):
+        raise ValueError("claims are not an object")
+    return claims
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -600,6 +961,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/token" and self.command == "POST":
             self._token(body)
             return
+        if path == "/auth" and self.command == "GET":
+            self._authorize()
+            return
         if path == "/batch/calendar/v3" and self.command == "POST":
             with owner.lock:
                 owner.batch_requests += 1
@@ -637,27 +1001,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(text[: len(text) // 2])
 
     def _token(self, body: bytes) -> None:
-        """OAuth token endpoint: refresh_token, authorization_code and jwt-bearer (service account) grants."""
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-        grant = form.get("grant_type", "")
-        answer: dict[str, Any] = {"expires_in": 3600, "token_type": "Bearer"}
-        if grant == "refresh_token" and form.get("refresh_token") and form["refresh_token"] != "revoked":
-            pass
-        elif grant == "authorization_code" and form.get("code") == "good-code":
-            answer["refresh_token"] = f"refresh-{uuid.uuid4().hex}"
-            answer["scope"] = "https://www.googleapis.com/auth/calendar.events"
-        elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer" and form.get("assertion", "").count(".") == 2:
-            pass
-        else:
-            error = {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
-            self._send(400, "application/json", json.dumps(error).encode())
-            return
-        new = f"access-{uuid.uuid4().hex}"
-        answer["access_token"] = new
-        with self.owner.lock:
-            self.owner.token = new
-            self.owner.refreshed_tokens.append(new)
-            self.owner.grants.append(grant)
-        self._send(200, "application/json", json.dumps(answer).encode())
+        basic = self.headers.get("Authorization", "")
+        if basic.startswith("Basic "):  # client credentials may come as HTTP Basic auth instead
+            user, _, password = base64.b64decode(basic[6:]).decode().partition(":")
+            form.setdefault("client_id", unquote(user))
+            form.setdefault("client_secret", unquote(password))
+        status, answer = self.owner.token_grant(form)
+        self._send(status, "application/json", json.dumps(answer).encode())
+
+    def _authorize(self) -> None:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        status, location, page = self.owner.authorize(query)
+        self.send_response(status)
+        if location:
+            self.send_header("Location", location)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch

@@ -5,31 +5,30 @@ from __future__ import annotations
 import dataclasses
 import json
 import stat
-import threading
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from typer.testing import CliRunner
 
-from aftercal.cli import app
 from calendars.base import sync_plan
 from calendars.gcal import DEFAULT_RETRY, connect
-from calendars.gcal_auth import SCOPE_EVENTS, token_path
+from calendars.gcal_auth import token_path
 from reminders.errors import AuthError, InputError
 from reminders.schedule import CarePlan
+from tests.google.accounts import (
+    SERVICE_ACCOUNT,
+    FakeBrowser,
+    client_secrets,
+    login,
+    run,
+    service_account_key,
+    write_token,
+)
 from tests.google.standin import CalendarStandin
 
 START = ["microneedling", "--at", "2026-11-24T10:00", "--tz", "America/Chicago", "--id", "T-1"]
 NO_WAIT = dataclasses.replace(DEFAULT_RETRY, sleep=lambda _s: None)
-
-
-def run(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args))
 
 
 @pytest.fixture(autouse=True)
@@ -39,72 +38,13 @@ def _token_endpoint(standin: CalendarStandin, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr("google.oauth2.credentials._GOOGLE_OAUTH2_TOKEN_ENDPOINT", standin.url + "token")
 
 
-def write_token(path: Path, standin: CalendarStandin, *, token: str, refresh: str, expiry: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {
-                "token": token,
-                "refresh_token": refresh,
-                "token_uri": standin.url + "token",
-                "client_id": "client-id.apps.googleusercontent.com",
-                "client_secret": "client-secret-value",
-                "scopes": [SCOPE_EVENTS],
-                "expiry": expiry,
-            }
-        ),
-        encoding="utf-8",
-    )
-
-
-class FakeBrowser:
-    """Plays the person in the browser: consents, and follows Google's redirect to the local port."""
-
-    def __init__(self) -> None:
-        self.threads: list[threading.Thread] = []
-        self.urls: list[str] = []
-
-    def open(self, url: str, new: int = 0, autoraise: bool = True) -> bool:
-        self.urls.append(url)
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
-        redirect = query["redirect_uri"][0]
-        answer = urllib.parse.urlencode({"state": query["state"][0], "code": "good-code", "scope": SCOPE_EVENTS})
-
-        def follow() -> None:
-            with urllib.request.urlopen(f"{redirect}?{answer}", timeout=10) as response:
-                response.read()
-
-        thread = threading.Thread(target=follow, daemon=True)
-        thread.start()
-        self.threads.append(thread)
-        return True
-
-
 def test_login_stores_a_private_json_token_that_publishing_uses(
     standin: CalendarStandin, config_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    secrets = tmp_path / "client_secret.json"
-    secrets.write_text(
-        json.dumps(
-            {
-                "installed": {
-                    "client_id": "client-id.apps.googleusercontent.com",
-                    "client_secret": "client-secret-value",
-                    "auth_uri": "http://127.0.0.1:9/auth",
-                    "token_uri": standin.url + "token",
-                    "redirect_uris": ["http://localhost"],
-                }
-            }
-        ),
-        encoding="utf-8",
-    )
+    secrets = client_secrets(tmp_path / "client_secret.json", standin)
     browser = FakeBrowser()
-    monkeypatch.setattr("webbrowser.get", lambda *_a, **_k: browser)
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the stand-in's token endpoint is plain http
 
-    result = run("google", "login", "--client-secrets", str(secrets))
-    for thread in browser.threads:
-        thread.join(timeout=10)
+    result = login(secrets, monkeypatch, browser)
 
     assert result.exit_code == 0, result.output
     assert "calendar.events" in urllib.parse.unquote(browser.urls[0])
@@ -125,7 +65,7 @@ def test_login_stores_a_private_json_token_that_publishing_uses(
 
 def test_login_with_a_wrong_file_is_one_line(tmp_path: Path, config_dir: Path) -> None:
     bad = tmp_path / "client_secret.json"
-    bad.write_text('{"web": 1}', encoding="utf-8")
+    bad.write_text('{"other": 1}', encoding="utf-8")
     result = run("google", "login", "--client-secrets", str(bad))
     assert result.exit_code == 2
     assert result.stderr.strip().endswith("download the JSON of a 'Desktop app' OAuth client")
@@ -179,47 +119,33 @@ def test_corrupt_token_file(standin: CalendarStandin, config_dir: Path) -> None:
         connect(api_endpoint=standin.url)
 
 
-def _service_account_key(path: Path, standin: CalendarStandin) -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    path.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": "clinic",
-                "private_key_id": "k1",
-                "private_key": pem,
-                "client_email": "aftercal@clinic.iam.gserviceaccount.com",
-                "client_id": "1",
-                "token_uri": standin.url + "token",
-            }
-        ),
-        encoding="utf-8",
-    )
+SHARED = "clinic-room1"  # a calendar the clinic made in Google Calendar and shared with the service account
 
 
 def test_service_account_key_from_environment(
     standin: CalendarStandin, config_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     standin.token = "nothing-yet"
-    key_file = tmp_path / "sa.json"
-    _service_account_key(key_file, standin)
+    standin.add_calendar(SHARED, "Room 1", shared={SERVICE_ACCOUNT: "writer"})
+    key_file = service_account_key(tmp_path / "sa.json", standin)
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
 
-    result = run("publish", "google", *START, "--api-endpoint", standin.url)
+    result = run("publish", "google", *START, "--api-endpoint", standin.url, "--calendar-id", SHARED)
 
     assert result.exit_code == 0, result.output
     assert standin.grants == ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
     assert not token_path().exists()  # a key file never becomes aftercal's stored token
+    assert len(standin.events(SHARED)) > 0
 
 
 def test_service_account_key_option(standin: CalendarStandin, config_dir: Path, tmp_path: Path) -> None:
     standin.token = "nothing-yet"
-    key_file = tmp_path / "sa.json"
-    _service_account_key(key_file, standin)
-    result = run("publish", "google", *START, "--api-endpoint", standin.url, "--credentials", str(key_file))
+    standin.add_calendar(SHARED, "Room 1", shared={SERVICE_ACCOUNT: "writer"})
+    key_file = service_account_key(tmp_path / "sa.json", standin)
+    result = run(
+        "publish", "google", *START, "--api-endpoint", standin.url, "--credentials", str(key_file),
+        "--calendar-id", SHARED,
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("T-1: created ")
 

@@ -261,9 +261,9 @@ def test_list_is_retried(standin: CalendarStandin, publisher: GooglePublisher, p
 
 
 def test_retries_are_bounded(
-    standin: CalendarStandin, new_publisher: Callable[..., GooglePublisher], plan_for: PlanFor
+    standin: CalendarStandin, new_publisher: Callable[..., GooglePublisher], plan_for: PlanFor, sleeps: list[float]
 ) -> None:
-    standin.inject(429, method="POST", times=-1)
+    standin.inject(503, method="POST", times=-1)
     with pytest.raises(TransientError, match="run the same command again later"):
         sync_plan(new_publisher(attempts=3), plan_for())
     assert standin.batch_requests == 3
@@ -429,9 +429,11 @@ def test_publish_jobs_write_error_fails_only_its_treatment(
     standin: CalendarStandin, publisher: GooglePublisher, plan_for: PlanFor
 ) -> None:
     first, second = plan_for("T-1"), plan_for("T-2")
-    standin.inject(403, "forbidden", method="POST", after=3, times=1)  # the 4th insert: one of T-1's
+    # Batch parts run in any order: T-1 goes to its own calendar, whose 4th insert fails.
+    standin.add_calendar("room1", "Room 1")
+    standin.inject(403, "forbidden", method="POST", path="/calendars/room1/", after=3, times=1)
 
-    results = publisher.publish_jobs([PublishJob.publish(first), PublishJob.publish(second)])
+    results = publisher.publish_jobs([PublishJob.publish(first, "room1"), PublishJob.publish(second)])
 
     assert isinstance(results[0].error, AuthError)
     assert results[0].summary.created == len(first.reminders) - 1
