@@ -17,18 +17,26 @@ The packages under it, whose arrows only point down (tests/test_architecture.py)
 
 from __future__ import annotations
 
+from aftercal.config import ClinicConfig, init_clinic, load_config
 from aftercal.feeds import (
+    Forgetting,
     NewLink,
+    TreatmentState,
     add_treatment,
     cancel_treatment,
+    ended_before,
     feed_links,
+    forget_treatment,
     get_treatment,
+    init_store,
     list_treatments,
+    new_link,
     reschedule_treatment,
     revoke_link,
     rotate_link,
     serve_feeds,
     treatment_options,
+    treatment_state,
 )
 from aftercal.handouts import default_paper, make_handout, write_handout, write_link_handout
 from aftercal.plans import (
@@ -56,12 +64,13 @@ from aftercal.publishing import (
     unpublish_caldav,
     unpublish_google,
 )
+from aftercal.sync import ChannelOutcome, SyncReport, channel_target, sync_store
 from calendars.base import JobResult, PublishJob, SyncActions, SyncSummary
 from reminders import make_plan
 from reminders.appointments import BadRow
 from reminders.errors import AftercalError, ChannelError, InputError, OutputError, ProtocolError, ZoneError
 from reminders.protocol import CareProtocol, Step, load_protocol
-from reminders.schedule import CarePlan, Clinic, PlanOptions, QuietHours, Reminder
+from reminders.schedule import CarePlan, Clinic, EventIds, PlanOptions, QuietHours, Reminder
 
 __all__ = [
     "AftercalError",
@@ -69,7 +78,11 @@ __all__ = [
     "CarePlan",
     "CareProtocol",
     "ChannelError",
+    "ChannelOutcome",
     "Clinic",
+    "ClinicConfig",
+    "EventIds",
+    "Forgetting",
     "InputError",
     "JobResult",
     "JobRow",
@@ -86,23 +99,32 @@ __all__ = [
     "SourceTrace",
     "Step",
     "SyncActions",
+    "SyncReport",
     "SyncSummary",
     "TimelineRow",
+    "TreatmentState",
     "ZoneError",
     "add_treatment",
     "cancel_treatment",
+    "channel_target",
     "check_protocol",
     "default_paper",
+    "ended_before",
     "feed_links",
+    "forget_treatment",
     "get_treatment",
     "google_login",
+    "init_clinic",
+    "init_store",
     "jobs_from_csv",
     "list_protocols",
     "list_treatments",
+    "load_config",
     "load_protocol",
     "machine_zone",
     "make_handout",
     "make_plan",
+    "new_link",
     "past_start",
     "plan_options",
     "publish_caldav",
@@ -112,9 +134,11 @@ __all__ = [
     "revoke_link",
     "rotate_link",
     "serve_feeds",
+    "sync_store",
     "timeline",
     "trace_protocol",
     "treatment_options",
+    "treatment_state",
     "unpublish_caldav",
     "unpublish_google",
     "write_handout",

@@ -1,18 +1,21 @@
-"""Subscription feeds: the library twins of `aftercal treatments ...` and `aftercal serve`.
+"""The treatment store and its feeds: the library twins of `aftercal init`, `treatments ...` and `serve`.
 
 Each function opens the treatment store (a file path, a postgresql:// URL, or None for
-clinic.db in the user data folder), does one thing and closes it. A link's token exists in clear
-only in what `add_treatment` and `rotate_link` return. Nothing here prints.
+clinic.db in the user data folder), does one thing and closes it. A store must exist: `init_store`
+makes one (a mistyped path is an error, never a new empty store). `secret` is the clinic secret
+(None: the one in aftercal's config folder, if any); a store bound to one needs it. A link's token
+exists in clear only in what `add_treatment`, `rotate_link` and `new_link` return. Nothing here
+prints. Pushing a treatment's changes to its CalDAV and Google channels is `aftercal.sync`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from calendars.feeds.limits import DEFAULT_DB_TIMEOUT as DEFAULT_DB_TIMEOUT
 from calendars.feeds.limits import DEFAULT_HEADER_TIMEOUT as DEFAULT_HEADER_TIMEOUT
@@ -22,20 +25,53 @@ from reminders.schedule import DEFAULT_MORNING, DEFAULT_QUIET, get_patient_zone,
 
 if TYPE_CHECKING:
     from calendars.feeds.app import FeedLinks
-    from calendars.feeds.store import Store, StoredOptions, Treatment
+    from calendars.feeds.store import ChannelState, Store, StoredOptions, Treatment
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
+def default_secret() -> bytes | None:
+    """The clinic secret in aftercal's default config folder ($AFTERCAL_SECRET_FILE), if there is one."""
+    from aftercal.config import load_config
+
+    return load_config().secret()
+
+
 @contextmanager
-def _store(db: str | Path | None) -> Iterator[Store]:
+def opened_store(db: str | Path | None, secret: bytes | None = None, *, create: bool = False) -> Iterator[Store]:
+    """The store `db` for the duration of a `with` block (it must exist unless `create`)."""
     from calendars.feeds.store import open_store
 
-    store = open_store(db)
+    store = open_store(db, create=create, secret=secret if secret is not None else default_secret())
     try:
         yield store
     finally:
         store.close()
+
+
+def init_store(db: str | Path | None, secret: bytes | None) -> str:
+    """Make the treatment store if there is none (SQLite file or PostgreSQL tables) and bind it to
+    the clinic `secret` (its events' identifiers are then keyed with it). Returns one line that
+    says what was done. Safe to run again."""
+    from calendars.feeds.store import open_store
+
+    store = open_store(db, create=True, migrate=False)
+    try:
+        existed = store.exists()
+        store.migrate()
+        bound = store.bind_secret(secret) if secret is not None else False
+        count = store.count()
+        label = store.label
+    finally:
+        store.close()
+    if not existed:
+        return f"Created the treatment store {label}" + (" (keyed with the clinic secret)" if secret else "")
+    note = (
+        "; bound it to the clinic secret: each treatment's events move to keyed identifiers at its next sync"
+        if bound
+        else ""
+    )
+    return f"The treatment store {label} already exists ({count} treatments){note}"
 
 
 def treatment_options(
@@ -85,56 +121,134 @@ def add_treatment(
     options: StoredOptions | None = None,
     db: str | Path | None = None,
     allow_fixed_zone: bool = False,
+    channels: Sequence[tuple[str, dict[str, Any]]] = (),
+    secret: bytes | None = None,
 ) -> NewLink:
-    """Store a treatment (its protocol's text included, so its feed never reads files); returns its link."""
+    """Store a treatment (its protocol's text included, so its feed never reads files) and the
+    channels it is pushed to, as (name, target) pairs (see `aftercal.sync.channel_target`);
+    returns its link. `aftercal.sync.sync_store` then pushes it."""
     from calendars.feeds.store import StoredOptions
 
-    with _store(db) as store:
+    with opened_store(db, secret) as store:
         treatment, token = store.add(
-            protocol, at, tz, treatment_id, options or StoredOptions(), allow_fixed_zone=allow_fixed_zone
-        )
+            protocol, at, tz, treatment_id, options or StoredOptions(), allow_fixed_zone=allow_fixed_zone,
+            channels=channels,
+        )  # fmt: skip
     return NewLink(treatment, token)
 
 
-def list_treatments(*, db: str | Path | None = None, check: bool = False) -> list[Treatment]:
+def list_treatments(
+    *, db: str | Path | None = None, check: bool = False, secret: bytes | None = None
+) -> list[Treatment]:
     """Every stored treatment. A row that cannot be read has `problem` set instead of failing the
     list; with `check`, so does one whose feed would not render (its link answers 503)."""
-    with _store(db) as store:
+    with opened_store(db, secret) as store:
         return store.list(check=check)
 
 
-def get_treatment(treatment_id: str, *, db: str | Path | None = None) -> Treatment:
+def get_treatment(treatment_id: str, *, db: str | Path | None = None, secret: bytes | None = None) -> Treatment:
     """One stored treatment (its link state, never its token)."""
-    with _store(db) as store:
+    with opened_store(db, secret) as store:
         return store.get(treatment_id)
 
 
 def reschedule_treatment(
-    treatment_id: str, at: str, tz: str | None = None, *, db: str | Path | None = None, allow_fixed_zone: bool = False
+    treatment_id: str,
+    at: str,
+    tz: str | None = None,
+    *,
+    db: str | Path | None = None,
+    allow_fixed_zone: bool = False,
+    secret: bytes | None = None,
 ) -> Treatment:
     """Move a treatment (and, with `tz`, to another zone): same UIDs, SEQUENCE one higher."""
     if tz is not None:
         tz = get_patient_zone(tz, allow_fixed=allow_fixed_zone).key  # before the store is opened
-    with _store(db) as store:
+    with opened_store(db, secret) as store:
         return store.reschedule(treatment_id, at, tz, allow_fixed_zone=allow_fixed_zone)
 
 
-def cancel_treatment(treatment_id: str, *, db: str | Path | None = None) -> Treatment:
+def cancel_treatment(treatment_id: str, *, db: str | Path | None = None, secret: bytes | None = None) -> Treatment:
     """Cancel a treatment: its feed shows cancelled events for a while, then none."""
-    with _store(db) as store:
+    with opened_store(db, secret) as store:
         return store.cancel(treatment_id)
 
 
-def rotate_link(treatment_id: str, *, db: str | Path | None = None) -> NewLink:
+def rotate_link(treatment_id: str, *, db: str | Path | None = None, secret: bytes | None = None) -> NewLink:
     """A new link for a treatment; the old one stops working at once."""
-    with _store(db) as store:
+    with opened_store(db, secret) as store:
         treatment, token = store.rotate_link(treatment_id)
         return NewLink(treatment, token)
 
 
-def revoke_link(treatment_id: str, *, db: str | Path | None = None) -> Treatment:
+def new_link(treatment_id: str, *, db: str | Path | None = None, secret: bytes | None = None) -> NewLink:
+    """Another link for a treatment; the ones it already has keep working."""
+    with opened_store(db, secret) as store:
+        treatment, token = store.new_link(treatment_id)
+        return NewLink(treatment, token)
+
+
+@dataclass(frozen=True)
+class Forgetting:
+    """What `forget_treatment` found: whether the treatment was stored, and the row still kept
+    until its channels confirm its events removed (None: nothing of it is left)."""
+
+    existed: bool
+    kept: Treatment | None
+
+
+def forget_treatment(treatment_id: str, *, db: str | Path | None = None, secret: bytes | None = None) -> Forgetting:
+    """Switch a treatment's links off and erase the patient's name at once; its row goes once its
+    channels confirmed its events removed (`aftercal.sync.sync_store` does that; at once when it
+    has no channel). Safe to repeat."""
+    with opened_store(db, secret) as store:
+        existed = store.find(treatment_id) is not None
+        return Forgetting(existed, store.forget(treatment_id) if existed else None)
+
+
+def forget_treatments(
+    treatment_ids: Sequence[str], *, db: str | Path | None = None, secret: bytes | None = None
+) -> list[str]:
+    """`forget_treatment` for each; returns the ids whose rows wait for a channel's removal."""
+    with opened_store(db, secret) as store:
+        return [tid for tid in treatment_ids if store.forget(tid) is not None]
+
+
+def stored_ids(treatment_ids: Sequence[str], *, db: str | Path | None = None, secret: bytes | None = None) -> list[str]:
+    """Which of these treatments the store still holds."""
+    with opened_store(db, secret) as store:
+        return [tid for tid in treatment_ids if store.find(tid) is not None]
+
+
+def ended_before(day: date, *, db: str | Path | None = None, secret: bytes | None = None) -> list[Treatment]:
+    """The treatments whose aftercare ended (last reminder day, or cancellation) before `day`."""
+    with opened_store(db, secret) as store:
+        return [t for t in store.list() if t.problem is None and t.ends_on() < day]
+
+
+@dataclass(frozen=True)
+class TreatmentState:
+    """A treatment with where its events are: its feed links and each channel's state."""
+
+    treatment: Treatment
+    channels: list[ChannelState]
+
+
+def treatment_state(treatment_id: str, *, db: str | Path | None = None, secret: bytes | None = None) -> TreatmentState:
+    with opened_store(db, secret) as store:
+        treatment = store.get(treatment_id)
+        return TreatmentState(treatment, store.channels(treatment.pk))
+
+
+def store_size(*, db: str | Path | None = None, secret: bytes | None = None) -> int:
+    """How many treatments the store holds."""
+    with opened_store(db, secret) as store:
+        return store.count()
+
+
+def revoke_link(treatment_id: str, *, db: str | Path | None = None, secret: bytes | None = None) -> Treatment:
     """Switch a treatment's link off (404) until `rotate_link`."""
-    with _store(db) as store:
+    with opened_store(db, secret) as store:
         return store.revoke_link(treatment_id)
 
 
@@ -143,6 +257,22 @@ def check_base_url(base_url: str) -> str:
     from calendars.feeds.app import feed_base_url
 
     return feed_base_url(base_url)
+
+
+def link_base_problem(base_url: str) -> str | None:
+    """Why links on `base_url` would fail a patient (loopback: no phone reaches it; plain http:
+    sent in clear, and refused by some calendar apps), or None for a public https address."""
+    from urllib.parse import urlsplit
+
+    from calendars.http import is_loopback
+
+    base = check_base_url(base_url)
+    if is_loopback(base):
+        host = urlsplit(base).hostname
+        return f"these links point at {base}: {host} is this machine, which no patient's phone can reach"
+    if base.lower().startswith("http://"):
+        return f"these links use plain http ({base}): they travel unencrypted and some calendar apps refuse them"
+    return None
 
 
 def feed_links(base_url: str, token: str) -> FeedLinks:
@@ -185,15 +315,19 @@ def serve_feeds(
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     db_timeout: float = DEFAULT_DB_TIMEOUT,
     on_listening: Callable[[str, str], None] | None = None,
+    on_empty: Callable[[str], None] | None = None,
+    secret: bytes | None = None,
 ) -> None:
     """Serve every stored treatment's feed and page under uvicorn until SIGINT/SIGTERM.
 
     At most `max_connections` open connections (lowered to fit the open-files limit), each closed
     if it sends no complete request headers within `header_timeout` seconds; every database call
     ends within `db_timeout` seconds (a 503 otherwise). `on_listening(address, public_address)` is
-    called once the checks passed, just before the server starts.
+    called once the checks passed, just before the server starts; `on_empty(store)` before that
+    if the store holds no treatment yet (every link would answer 404).
     """
     from calendars.feeds.app import check_can_listen, serve
+    from calendars.feeds.store import open_store
 
     if log_level.lower() not in LOG_LEVELS:
         raise InputError(f"--log-level {log_level!r}: use critical, error, warning, info or debug")
@@ -205,10 +339,17 @@ def serve_feeds(
         raise InputError("--db-timeout must be at least 2 seconds (libpq's shortest connect timeout)")
     public = check_base_url(base_url) if base_url else None
     check_can_listen(host, port)
+    store = open_store(db, create=False, timeout=db_timeout, secret=secret if secret is not None else default_secret())
+    try:
+        if on_empty is not None and store.count() == 0:
+            on_empty(store.label)
+    except BaseException:
+        store.close()
+        raise
     if on_listening is not None:
         on_listening(f"http://{host}:{port}", public or f"http://{host}:{port}")
     serve(
-        db,
+        store,
         host=host,
         port=port,
         base_url=public,

@@ -19,6 +19,7 @@ from reminders.schedule import (
     DEFAULT_QUIET,
     CarePlan,
     Clinic,
+    EventIds,
     PlanOptions,
     get_patient_zone,
     parse_clock,
@@ -36,9 +37,14 @@ def plan_options(
     clinic_phone: str | None = None,
     clinic_url: str | None = None,
     sequence: int = 0,
+    ids: EventIds | None = None,
 ) -> PlanOptions:
-    """PlanOptions from text as a person types it: `morning` "HH:MM", `quiet` "HH:MM-HH:MM" or "off"."""
+    """PlanOptions from text as a person types it: `morning` "HH:MM", `quiet` "HH:MM-HH:MM" or "off".
+
+    `ids`: `EventIds(clinic_secret)` for UIDs and tags keyed with the clinic secret (None: unkeyed).
+    """
     return PlanOptions(
+        ids=ids or EventIds(),
         morning=parse_clock(morning, "--morning"),
         quiet=parse_quiet_hours(quiet),
         discreet=discreet,

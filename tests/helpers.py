@@ -67,3 +67,12 @@ def normalize_calendar(data: bytes | str) -> list[tuple[str, tuple[tuple[str, st
 
     walk(parse_ics(data))
     return sorted(out)
+
+
+def new_store(path: Any, secret: bytes | None = None) -> str:
+    """Make a treatment store as `aftercal init` does (a command never makes one by accident);
+    returns its path as text, for `--db`. Without `secret` its ids stay unkeyed."""
+    from aftercal.feeds import init_store
+
+    init_store(str(path), secret)
+    return str(path)

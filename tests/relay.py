@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import SplitResult
 
@@ -39,3 +40,51 @@ def send(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], 
 def relay(handler: BaseHTTPRequestHandler, target: SplitResult, body: bytes | None) -> None:
     """Pass the request on and its answer back, unchanged."""
     send(handler, *fetch(handler, target, body))
+
+
+class RecordingProxy:
+    """A reverse proxy on 127.0.0.1 in front of `upstream`: passes every request on unchanged
+    (after `delay` seconds, to make a race likely) and records its (method, path)."""
+
+    def __init__(self, upstream: str, *, delay: float = 0.0) -> None:
+        import threading
+        from http.server import ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        self.requests: list[tuple[str, str]] = []
+        lock = threading.Lock()
+        target = urlsplit(upstream)
+        record = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def handle_one_request(self) -> None:  # every method, one code path
+                self.raw_requestline = self.rfile.readline(65537)
+                if not self.raw_requestline or not self.parse_request():
+                    self.close_connection = True
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                with lock:
+                    record.append((self.command, self.path))
+                if delay:
+                    time.sleep(delay)
+                relay(self, target, body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)

@@ -36,6 +36,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from aftercal.cli import app
+from tests.helpers import new_store
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -122,6 +123,8 @@ def prepare_folder(folder: Path, path: tuple[str, ...]) -> None:
     (folder / "examples").mkdir()
     for name in ("appointments.csv", "clinic-microneedling.toml"):  # as in a clone of the repository
         shutil.copy(ROOT / "examples" / name, folder / "examples" / name)
+    if path[:1] in (("treatments",), ("sync",)):
+        new_store(folder / "clinic.db")  # as `aftercal init --db clinic.db` makes it
     if path[:1] == ("treatments",) and path != ("treatments", "add"):
         added = CliRunner().invoke(
             app,

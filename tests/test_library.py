@@ -62,6 +62,10 @@ def test_jobs_from_csv_reports_bad_rows(tmp_path: Path) -> None:
 
 def test_feed_store_round_trip(tmp_path: Path) -> None:
     db = tmp_path / "clinic.db"
+    with pytest.raises(aftercal.InputError, match="no treatment store there"):
+        aftercal.add_treatment(*START, "T-1", db=db)
+    assert not db.exists()
+    aftercal.init_store(db, None)
     link = aftercal.add_treatment(*START, "T-1", options=aftercal.treatment_options(discreet=True), db=db)
     assert link.token and link.treatment.treatment_id == "T-1"
     assert aftercal.feed_links("https://care.example/", link.token).page == f"https://care.example/f/{link.token}"

@@ -24,7 +24,7 @@ from aftercal.cli import app
 from reminders import PlanOptions, QuietHours, load_protocol
 from reminders.errors import InputError, ZoneError
 from reminders.schedule import build_plan, get_patient_zone
-from tests.helpers import events_by_uid
+from tests.helpers import events_by_uid, new_store
 
 runner = CliRunner()
 PROTOCOL = load_protocol("microneedling")
@@ -105,7 +105,7 @@ def test_a_morning_time_inside_quiet_hours_is_refused_by_the_engine() -> None:
 
 def zone_commands(tmp_path: Path) -> dict[str, list[str]]:
     """Every command that takes --tz, ready to run but for the --tz option (nothing reaches a server)."""
-    db = str(tmp_path / "clinic.db")
+    db = new_store(tmp_path / "clinic.db") if tmp_path.is_dir() else "clinic.db"  # not a folder: names only
     return {
         "plan": ["plan", "microneedling", "--at", FUTURE, "-o", str(tmp_path / "care.ics")],
         "show": ["show", "microneedling", "--at", FUTURE],
@@ -156,7 +156,7 @@ def test_morning_inside_quiet_hours_is_one_line_and_stores_nothing(tmp_path: Pat
     plan = runner.invoke(app, ["plan", "microneedling", "--at", FUTURE, "--tz", "Europe/Paris", "--morning", "23:00"])
     assert plan.exit_code == 2 and plan.stdout == ""
     assert plan.stderr.count("\n") == 1 and "23:00" in plan.stderr and "21:00-08:00" in plan.stderr
-    db = str(tmp_path / "clinic.db")
+    db = new_store(tmp_path / "clinic.db")
     add = runner.invoke(app, ["treatments", "add", "microneedling", "--at", FUTURE, "--tz", "Europe/Paris",
                                  "--db", db, "--no-qr", "--morning", "07:00", "--quiet", "22:00-07:30"])  # fmt: skip
     assert add.exit_code == 2 and "07:00" in add.stderr and "22:00-07:30" in add.stderr
@@ -192,7 +192,7 @@ def test_a_start_in_the_past_is_a_warning_not_an_error(tmp_path: Path) -> None:
     )
     show = runner.invoke(app, ["show", "microneedling", "--at", PAST, "--tz", "Europe/Paris"])
     assert show.exit_code == 0 and "in the past" in show.stderr and "in the past" not in show.stdout
-    db = str(tmp_path / "clinic.db")
+    db = new_store(tmp_path / "clinic.db")
     add = runner.invoke(app, ["treatments", "add", "microneedling", "--at", PAST, "--tz", "Europe/Madrid",
                                  "--id", "T-1", "--db", db, "--no-qr"])  # fmt: skip
     assert add.exit_code == 0 and "2020-01-06 10:00 Europe/Madrid is in the past" in add.stderr

@@ -9,6 +9,7 @@ import typer
 
 from aftercal import publishing
 from aftercal.cli.command import sub_app
+from aftercal.cli.common import event_ids
 from aftercal.cli.options import BatchAtOpt, BatchProtocolArg, DryRunOpt, FromOpt, PlanArgs, with_plan_options
 from aftercal.cli.runs import Reporter, collect_jobs, end_run, warn_single_job
 
@@ -114,6 +115,6 @@ def unpublish_caldav(
     with Reporter(dry_run=dry_run) as reporter:
         run = publishing.unpublish_caldav(
             treatment_ids, url=url, user=user, calendar=calendar, netrc_file=netrc_file, timeout=timeout,
-            retries=retries, dry_run=dry_run, keep_going=batch, events=reporter,
+            retries=retries, dry_run=dry_run, keep_going=batch, events=reporter, ids=event_ids(),
         )  # fmt: skip
     end_run(run, batch=batch, dry_run=dry_run)

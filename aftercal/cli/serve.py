@@ -8,6 +8,7 @@ import typer
 
 from aftercal import feeds
 from aftercal.cli.command import sub_app
+from aftercal.cli.common import current_config
 from aftercal.cli.options import DbOpt
 
 app = sub_app()
@@ -73,8 +74,15 @@ def serve(
     def listening(address: str, public: str) -> None:
         typer.echo(f"Serving feeds on {address} (links: {public})", err=True)
 
+    def empty(store: str) -> None:
+        typer.echo(
+            f"aftercal: warning: the treatment store {store} holds no treatment yet: every feed link answers 404 "
+            "until one is added (`aftercal treatments add`); check --db if you expected treatments here",
+            err=True,
+        )
+
     feeds.serve_feeds(
         db, host=host, port=port, base_url=base_url, cancelled_days=cancelled_days, log_level=log_level,
         max_connections=max_connections, header_timeout=header_timeout, db_timeout=db_timeout,
-        on_listening=listening,
+        on_listening=listening, on_empty=empty, secret=current_config().secret(),
     )  # fmt: skip

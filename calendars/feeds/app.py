@@ -454,7 +454,7 @@ def create_app(
 
 
 def serve(
-    store_url: str | Path | None,
+    store_url: str | Path | Store | None,
     *,
     host: str = "127.0.0.1",
     port: int = 8080,

@@ -1,8 +1,10 @@
 """The clinic's treatment store behind subscription feeds: a thin layer over SQLite and PostgreSQL.
 
-One table of treatments, each with the capability token of its feed stored only as a SHA-256
-hash. SQLite (one file, the default) serves one machine; a ``postgresql://`` URL lets several
-server processes share one database. Both speak the same SQL here: ``?`` placeholders (turned
+A table of treatments; their feed links (capability tokens, stored only as SHA-256 hashes, one
+treatment may have several); the channels each treatment is pushed to (CalDAV, Google) with
+what each last confirmed; and the clinic's settings (the fingerprint of its secret). SQLite (one
+file, the default) serves one machine; a ``postgresql://`` URL lets several server processes (and
+sync workers) share one database. Both speak the same SQL here: ``?`` placeholders (turned
 into ``%s`` for psycopg), ISO-8601 UTC text for timestamps, JSON text for options.
 
 Schema migrations are versioned: ``schema_version`` holds the last applied step and every step
@@ -17,6 +19,7 @@ and revoked tokens (a revoked link simply has no hash any more).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import heapq
@@ -32,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +49,7 @@ from reminders.schedule import (
     DEFAULT_QUIET,
     CarePlan,
     Clinic,
+    EventIds,
     PlanOptions,
     get_patient_zone,
     get_zone,
@@ -59,6 +63,8 @@ DEFAULT_DB_NAME = "clinic.db"
 MIGRATION_TIMEOUT = 60.0  # schema steps may wait for another process's migration
 ACTIVE = "active"
 CANCELLED = "cancelled"
+FORGETTING = "forgetting"  # forgotten: its events are still being removed from its channels
+SYNC_LEASE = timedelta(minutes=10)  # a sync worker that died gives its treatments back after this
 
 Clock = Callable[[], datetime]
 
@@ -142,7 +148,7 @@ class StoredOptions:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
-    def plan_options(self, sequence: int) -> PlanOptions:
+    def plan_options(self, sequence: int, ids: EventIds | None = None) -> PlanOptions:
         return PlanOptions(
             morning=parse_clock(self.morning, "--morning"),
             quiet=parse_quiet_hours(self.quiet),
@@ -150,6 +156,7 @@ class StoredOptions:
             patient_name=self.patient_name if self.name_in_feed else None,
             clinic=Clinic(name=self.clinic_name, phone=self.clinic_phone, url=self.clinic_url),
             sequence=sequence,
+            ids=ids or EventIds(),
         )
 
 
@@ -173,12 +180,29 @@ class Treatment:
     updated_at: datetime  # DTSTAMP / LAST-MODIFIED of the feed, and its HTTP Last-Modified
     cancelled_at: datetime | None
     has_link: bool
-    link_created_at: datetime | None
+    link_created_at: datetime | None  # of its newest link
     problem: str | None = None  # why the stored row cannot be served (see Store.list(check=True))
+    links: int = 0  # active links
+    ids: EventIds = field(default_factory=EventIds, repr=False)  # the store's event identifiers
 
     @property
     def cancelled(self) -> bool:
         return self.status == CANCELLED
+
+    @property
+    def forgetting(self) -> bool:
+        return self.status == FORGETTING
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    def ends_on(self) -> date:
+        """The day its aftercare ended: the plan's last day, or the day it was cancelled if earlier."""
+        last = self.plan().last_date() if self.problem is None else datetime.fromisoformat(self.start_local).date()
+        if self.cancelled_at is not None:
+            return min(last, self.cancelled_at.date())
+        return last
 
     def parsed_protocol(self) -> CareProtocol:
         return parse_protocol(self.protocol_toml, origin=self.protocol)
@@ -190,7 +214,7 @@ class Treatment:
             self.start_local,
             self.zone,
             treatment_id=self.treatment_id,
-            options=self.options.plan_options(self.revision),
+            options=self.options.plan_options(self.revision, self.ids),
             # Checked when it was stored; a stored plan keeps rendering whatever the rules became.
             allow_fixed_zone=True,
         )
@@ -214,7 +238,7 @@ class Treatment:
                 self.start_local,
                 self.zone,
                 treatment_id=self.treatment_id,
-                options=self.options.plan_options(self.revision),
+                options=self.options.plan_options(self.revision, self.ids),
                 allow_fixed_zone=True,
             )
         except Exception as exc:
@@ -229,8 +253,10 @@ def _reason(exc: Exception) -> str:
 
 
 _COLUMNS = (
-    "pk, treatment_id, protocol, protocol_toml, start_local, zone, options, revision, status, "
-    "created_at, updated_at, cancelled_at, token_hash, link_created_at"
+    "t.pk, t.treatment_id, t.protocol, t.protocol_toml, t.start_local, t.zone, t.options, t.revision, t.status, "
+    "t.created_at, t.updated_at, t.cancelled_at, "
+    "(SELECT COUNT(*) FROM links l WHERE l.treatment_pk = t.pk), "
+    "(SELECT MAX(l.created_at) FROM links l WHERE l.treatment_pk = t.pk)"
 )
 
 
@@ -265,9 +291,10 @@ def _lenient_row(values: Sequence[Any], problem: str) -> Treatment:
         created_at=attempt(lambda: _from_iso(values[9]), None) or epoch,
         updated_at=attempt(lambda: _from_iso(values[10]), None) or epoch,
         cancelled_at=attempt(lambda: _from_iso(values[11]), None),
-        has_link=values[12] is not None,
+        has_link=bool(values[12]),
         link_created_at=attempt(lambda: _from_iso(values[13]), None),
         problem=problem,
+        links=attempt(lambda: int(values[12]), 0),
     )
 
 
@@ -285,8 +312,9 @@ def _read_row(values: Sequence[Any]) -> Treatment:
         created_at=_from_iso(values[9]) or _utc_now(),
         updated_at=_from_iso(values[10]) or _utc_now(),
         cancelled_at=_from_iso(values[11]),
-        has_link=values[12] is not None,
+        has_link=bool(values[12]),
         link_created_at=_from_iso(values[13]),
+        links=int(values[12]),
     )
 
 
@@ -336,6 +364,44 @@ MIGRATIONS: list[list[str] | dict[str, list[str]]] = [
     },
     # 2: the clinic's list is read newest first
     ["CREATE INDEX treatments_by_created ON treatments (created_at)"],
+    # 3: several links per treatment; the channels each treatment is pushed to; the clinic's
+    # settings; a lease so that one sync worker at a time pushes a treatment
+    {
+        dialect: [
+            f"""CREATE TABLE links (
+                pk {identity},
+                treatment_pk {ref} NOT NULL REFERENCES treatments (pk) ON DELETE CASCADE,
+                token_hash TEXT NOT NULL UNIQUE,
+                created_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX links_by_treatment ON links (treatment_pk)",
+            "INSERT INTO links (treatment_pk, token_hash, created_at) "
+            "SELECT pk, token_hash, COALESCE(link_created_at, created_at) FROM treatments WHERE token_hash IS NOT NULL",
+            # The old column stays (SQLite cannot drop a UNIQUE column) but is never set again.
+            "UPDATE treatments SET token_hash = NULL, link_created_at = NULL",
+            f"""CREATE TABLE channels (
+                pk {identity},
+                treatment_pk {ref} NOT NULL REFERENCES treatments (pk) ON DELETE CASCADE,
+                channel TEXT NOT NULL,
+                target TEXT NOT NULL,
+                synced_revision INTEGER,
+                synced_ids TEXT,
+                removed INTEGER NOT NULL DEFAULT 0,
+                last_synced_at TEXT,
+                last_error TEXT,
+                last_error_at TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                UNIQUE (treatment_pk, channel)
+            )""",
+            "ALTER TABLE treatments ADD COLUMN sync_owner TEXT",
+            "ALTER TABLE treatments ADD COLUMN sync_until TEXT",
+            "CREATE TABLE clinic (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ]
+        for dialect, identity, ref in (
+            ("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER"),
+            ("postgres", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "BIGINT"),
+        )
+    },
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -433,6 +499,8 @@ class Store:
     max_connections: int = 8
     # Bound in seconds on every call (pool wait, connect, query); None waits as long as it takes.
     timeout: float | None = None
+    # How treatment ids become UIDs and plan tags: keyed once the store is bound to a clinic secret.
+    ids: EventIds = field(default_factory=EventIds, repr=False)
     _idle: list[Any] = field(default_factory=list, repr=False)
     _open: int = field(default=0, repr=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
@@ -449,6 +517,8 @@ class Store:
                 conn.execute("PRAGMA busy_timeout = 10000")
                 _enable_wal(conn)
                 conn.execute("PRAGMA foreign_keys = ON")
+                # A forgotten patient's row is overwritten with zeros, not left in free pages.
+                conn.execute("PRAGMA secure_delete = ON")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the treatment database {self.target}: {exc}") from None
             return conn
@@ -592,6 +662,16 @@ class Store:
 
     # -- schema
 
+    def exists(self) -> bool:
+        """Whether this database holds a treatment store (a schema made by aftercal)."""
+        if self.dialect == "sqlite":
+            if self.target != ":memory:" and not os.path.exists(self.target):
+                return False
+            rows = self._query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
+            return bool(rows)
+        rows = self._query("SELECT to_regclass('schema_version')")
+        return bool(rows) and rows[0][0] is not None
+
     def migrate(self) -> int:
         """Apply every pending migration; returns the schema version now in force."""
         with self.transaction(slow=True) as cur:
@@ -632,7 +712,59 @@ class Store:
         rows = self._query("SELECT version FROM schema_version")
         return int(rows[0][0]) if rows else 0
 
+    # -- the clinic secret
+
+    def clinic_setting(self, name: str) -> str | None:
+        rows = self._query("SELECT value FROM clinic WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else None
+
+    def use_secret(self, secret: bytes | None) -> None:
+        """Take the event identifiers this store was made with: keyed if it is bound to a clinic
+        secret (which must then be `secret`), else the historic unkeyed ones."""
+        bound = self.clinic_setting("secret_fingerprint") if SCHEMA_VERSION >= 3 else None  # 3 made the table
+        if bound is None:
+            self.ids = EventIds()
+            return
+        if secret is None:
+            raise StoreError(
+                f"the treatment store {self.label} is bound to a clinic secret that is not on this machine: copy the "
+                "secret file from the machine that ran `aftercal init` (`aftercal config show` says where it goes)"
+            )
+        ids = EventIds(secret)
+        if ids.fingerprint != bound:
+            raise StoreError(
+                f"the clinic secret here is not the one the treatment store {self.label} was made with: copy the "
+                "secret file from the machine that ran `aftercal init` (`aftercal config show` says where it goes)"
+            )
+        self.ids = ids
+
+    def bind_secret(self, secret: bytes) -> bool:
+        """Bind this store to the clinic secret (once); True if it was bound now. Every treatment's
+        events then move to keyed identifiers at its next sync."""
+        fingerprint = EventIds(secret).fingerprint
+        with self.transaction() as cur:
+            cur.execute(self._sql("SELECT value FROM clinic WHERE name = ?"), ("secret_fingerprint",))
+            row = cur.fetchone()
+            if row is None:
+                cur.execute(
+                    self._sql("INSERT INTO clinic (name, value) VALUES (?, ?)"), ("secret_fingerprint", fingerprint)
+                )
+        if row is not None and row[0] != fingerprint:
+            raise StoreError(
+                f"the treatment store {self.label} is bound to another clinic secret: copy the secret file from "
+                "the machine that ran `aftercal init` for it"
+            )
+        self.use_secret(secret)
+        return row is None
+
+    @property
+    def label(self) -> str:
+        return self.target if self.dialect == "sqlite" else _safe_url(self.url)
+
     # -- treatments
+
+    def _treatment(self, values: Sequence[Any]) -> Treatment:
+        return replace(_row(values), ids=self.ids)
 
     def add(
         self,
@@ -643,8 +775,10 @@ class Store:
         options: StoredOptions,
         *,
         allow_fixed_zone: bool = False,
+        channels: Sequence[tuple[str, dict[str, Any]]] = (),
     ) -> tuple[Treatment, str]:
-        """Store a new treatment; returns it and its link token (the only time it exists in clear)."""
+        """Store a new treatment, with the channels it is pushed to (name, target); returns it and
+        its link token (the only time it exists in clear)."""
         proto = load_protocol(protocol)
         protocol_toml = _protocol_text(protocol)
         plan = make_plan(
@@ -652,37 +786,27 @@ class Store:
             start_local,
             zone,
             treatment_id=treatment_id,
-            options=options.plan_options(0),
+            options=options.plan_options(0, self.ids),
             allow_fixed_zone=allow_fixed_zone,
         )
         start_text = _normal_start(start_local, plan)
-        now = self.clock()
+        now = _iso(self.clock())
         token = new_token()
+        exists = f"treatment {plan.treatment_id} already exists: use `aftercal treatments reschedule` to move it"
         with self.transaction() as cur:
             cur.execute(self._sql("SELECT 1 FROM treatments WHERE treatment_id = ?"), (plan.treatment_id,))
             if cur.fetchone() is not None:
-                raise InputError(
-                    f"treatment {plan.treatment_id} already exists: use `aftercal treatments reschedule` to move it"
-                )
+                raise InputError(exists)
             values = (
-                plan.treatment_id,
-                str(protocol),
-                protocol_toml,
-                start_text,
-                plan.zone.key,
-                options.to_json(),
-                ACTIVE,
-                _iso(now),
-                _iso(now),
-                hash_token(token),
-                _iso(now),
-            )
+                plan.treatment_id, str(protocol), protocol_toml, start_text, plan.zone.key, options.to_json(),
+                ACTIVE, now, now,
+            )  # fmt: skip
             try:
                 cur.execute(
                     self._sql(
                         "INSERT INTO treatments (treatment_id, protocol, protocol_toml, start_local, zone, options, "
-                        "revision, status, created_at, updated_at, cancelled_at, token_hash, link_created_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, NULL, ?, ?)"
+                        "revision, status, created_at, updated_at, cancelled_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, NULL)"
                     ),
                     values,
                 )
@@ -690,29 +814,47 @@ class Store:
                 # Another `add` of the same id committed between our check and our insert (PostgreSQL
                 # checks read committed data, so two adds can both pass the check): the same answer.
                 if _duplicate_treatment_id(exc):
-                    raise InputError(
-                        f"treatment {plan.treatment_id} already exists: use `aftercal treatments reschedule` to move it"
-                    ) from None
+                    raise InputError(exists) from None
                 raise
+            cur.execute(self._sql("SELECT pk FROM treatments WHERE treatment_id = ?"), (plan.treatment_id,))
+            pk = int(cur.fetchone()[0])
+            cur.execute(
+                self._sql("INSERT INTO links (treatment_pk, token_hash, created_at) VALUES (?, ?, ?)"),
+                (pk, hash_token(token), now),
+            )
+            for channel, target in channels:
+                cur.execute(
+                    self._sql("INSERT INTO channels (treatment_pk, channel, target) VALUES (?, ?, ?)"),
+                    (pk, channel, json.dumps(target, sort_keys=True)),
+                )
         return self.get(plan.treatment_id), token
 
     def get(self, treatment_id: str) -> Treatment:
-        rows = self._query(f"SELECT {_COLUMNS} FROM treatments WHERE treatment_id = ?", (treatment_id,))
+        rows = self._query(f"SELECT {_COLUMNS} FROM treatments t WHERE t.treatment_id = ?", (treatment_id,))
         if not rows:
             raise UnknownTreatmentError(f"no treatment {treatment_id!r} in the store (see `aftercal treatments list`)")
-        return _row(rows[0])
+        return self._treatment(rows[0])
+
+    def find(self, treatment_id: str) -> Treatment | None:
+        try:
+            return self.get(treatment_id)
+        except UnknownTreatmentError:
+            return None
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM treatments")[0][0])
 
     def list(self, *, check: bool = False) -> list[Treatment]:
         """Every treatment; a row that cannot be read comes back with `problem` set instead of
         failing the list, and with `check` so does one whose feed would not render."""
-        rows = self._query(f"SELECT {_COLUMNS} FROM treatments ORDER BY created_at, pk")
+        rows = self._query(f"SELECT {_COLUMNS} FROM treatments t ORDER BY t.created_at, t.pk")
         found = []
         parsed: dict[tuple[str, str], CareProtocol] = {}
         for values in rows:
             try:
-                treatment = _row(values)
+                treatment = self._treatment(values)
             except InvalidTreatmentError as exc:
-                treatment = _lenient_row(values, exc.reason)
+                treatment = replace(_lenient_row(values, exc.reason), ids=self.ids)
             if check and treatment.problem is None:
                 problem = treatment.check(parsed)
                 if problem is not None:
@@ -723,11 +865,15 @@ class Store:
     def lookup_token(self, token: str) -> Treatment | None:
         """The treatment whose live link is `token`, else None (unknown, rotated or revoked alike)."""
         digest = hash_token(token)
-        rows = self._query(f"SELECT {_COLUMNS} FROM treatments WHERE token_hash = ?", (digest,))
-        stored = rows[0][12] if rows else "0" * 64
+        rows = self._query(
+            f"SELECT {_COLUMNS}, k.token_hash FROM links k JOIN treatments t ON t.pk = k.treatment_pk "
+            "WHERE k.token_hash = ?",
+            (digest,),
+        )
+        stored = rows[0][14] if rows else "0" * 64
         # Same comparison whether or not a row came back.
         if hmac.compare_digest(stored.encode(), digest.encode()) and rows:
-            return _row(rows[0])
+            return self._treatment(rows[0])
         return None
 
     def _change(
@@ -763,6 +909,7 @@ class Store:
         def apply(current: Treatment, _now: datetime) -> dict[str, Any]:
             if current.cancelled:
                 raise InputError(f"treatment {treatment_id} is cancelled: add it again with a new --id")
+            _refuse_forgotten(current)
             new_zone = zone or current.zone
             moved = replace(current, start_local=start_local, zone=new_zone, revision=current.revision + 1)
             plan = moved.plan()  # validates start and zone
@@ -776,20 +923,193 @@ class Store:
         def apply(current: Treatment, now: datetime) -> dict[str, Any]:
             if current.cancelled:
                 raise InputError(f"treatment {treatment_id} is already cancelled")
+            _refuse_forgotten(current)
             return {"status": CANCELLED, "cancelled_at": _iso(now)}
 
         return self._change(treatment_id, apply, bump=True)
 
+    def forget(self, treatment_id: str) -> Treatment | None:
+        """Forget a treatment: its links go at once, the patient's name too; the row goes once
+        every channel confirmed its events removed (now, if it has no channel). Returns the row
+        still kept for that removal, None if nothing is left (also when it was never there)."""
+        treatment = self.find(treatment_id)
+        if treatment is None:
+            return None
+        if not treatment.forgetting:
+
+            def apply(current: Treatment, now: datetime) -> dict[str, Any]:
+                erased = replace(current.options, patient_name=None, name_in_feed=False)
+                return {"status": FORGETTING, "options": erased.to_json(), "cancelled_at": _iso(now)}
+
+            self._change(treatment_id, apply, bump=True)
+        with self.transaction() as cur:
+            cur.execute(self._sql("DELETE FROM links WHERE treatment_pk = ?"), (treatment.pk,))
+        return self.finish_forget(treatment.pk)
+
+    def finish_forget(self, pk: int) -> Treatment | None:
+        """Delete a forgotten treatment whose channels all hold nothing of it any more; returns the
+        row if it must wait for a channel still, else None."""
+        with self.transaction() as cur:
+            cur.execute(
+                self._sql(
+                    "DELETE FROM treatments WHERE pk = ? AND status = ? AND NOT EXISTS "
+                    "(SELECT 1 FROM channels c WHERE c.treatment_pk = treatments.pk AND c.removed = 0)"
+                ),
+                (pk, FORGETTING),
+            )
+        rows = self._query(f"SELECT {_COLUMNS} FROM treatments t WHERE t.pk = ?", (pk,))
+        return self._treatment(rows[0]) if rows else None
+
     def rotate_link(self, treatment_id: str) -> tuple[Treatment, str]:
-        """A new link; the old one stops working at once. Returns the new token (only time in clear)."""
+        """A new link; every old one stops working at once. Returns the new token (only time in clear)."""
+        return self._new_link(treatment_id, replace_all=True)
+
+    def new_link(self, treatment_id: str) -> tuple[Treatment, str]:
+        """Another link beside the ones already active (a patient lost the paper; the phone keeps working)."""
+        return self._new_link(treatment_id, replace_all=False)
+
+    def _new_link(self, treatment_id: str, *, replace_all: bool) -> tuple[Treatment, str]:
+        treatment = self.get(treatment_id)
+        _refuse_forgotten(treatment)
         token = new_token()
-        now = _iso(self.clock())
-        self._change(treatment_id, lambda _c, _n: {"token_hash": hash_token(token), "link_created_at": now}, bump=False)
+        with self.transaction() as cur:
+            if replace_all:
+                cur.execute(self._sql("DELETE FROM links WHERE treatment_pk = ?"), (treatment.pk,))
+            cur.execute(
+                self._sql("INSERT INTO links (treatment_pk, token_hash, created_at) VALUES (?, ?, ?)"),
+                (treatment.pk, hash_token(token), _iso(self.clock())),
+            )
         return self.get(treatment_id), token
 
     def revoke_link(self, treatment_id: str) -> Treatment:
         """No link at all any more (until `rotate_link`)."""
-        return self._change(treatment_id, lambda _c, _n: {"token_hash": None, "link_created_at": None}, bump=False)
+        treatment = self.get(treatment_id)
+        with self.transaction() as cur:
+            cur.execute(self._sql("DELETE FROM links WHERE treatment_pk = ?"), (treatment.pk,))
+        return self.get(treatment_id)
+
+    # -- channels
+
+    def channels(self, treatment_pk: int) -> builtins.list[ChannelState]:
+        rows = self._query(
+            f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE treatment_pk = ? ORDER BY pk", (treatment_pk,)
+        )
+        return [_channel_row(values) for values in rows]
+
+    def pending(
+        self, *, after_pk: int = 0, limit: int = 100, everything: bool = False
+    ) -> builtins.list[tuple[int, str]]:
+        """Treatments (pk and id, by pk, after `after_pk`) with a channel not in line, or still to
+        be forgotten; with `everything`, every treatment that has a channel."""
+        stale = (
+            "(t.status = 'active' AND (c.removed = 1 OR c.synced_revision IS NULL OR c.synced_revision <> t.revision "
+            "OR c.synced_ids IS NULL OR c.synced_ids <> ?)) OR (t.status <> 'active' AND c.removed = 0)"
+        )
+        where = "1 = 1" if everything else stale
+        params: tuple[Any, ...] = () if everything else (self.ids.fingerprint,)
+        rows = self._query(
+            f"SELECT t.pk, t.treatment_id FROM treatments t WHERE t.pk > ? AND (EXISTS (SELECT 1 FROM channels c "
+            f"WHERE c.treatment_pk = t.pk AND ({where})) OR t.status = ?) ORDER BY t.pk LIMIT ?",
+            (after_pk, *params, FORGETTING, limit),
+        )
+        return [(int(row[0]), str(row[1])) for row in rows]
+
+    def claim(self, pk: int, worker: str, *, lease: timedelta = SYNC_LEASE) -> Treatment | None:
+        """Take treatment `pk` for syncing if no other worker holds it (an atomic conditional
+        UPDATE: on PostgreSQL two workers on two machines cannot both win); None if taken or gone."""
+        now = self.clock()
+        with self.transaction() as cur:
+            cur.execute(
+                self._sql(
+                    "UPDATE treatments SET sync_owner = ?, sync_until = ? "
+                    "WHERE pk = ? AND (sync_until IS NULL OR sync_until < ? OR sync_owner = ?)"
+                ),
+                (worker, _iso(now + lease), pk, _iso(now), worker),
+            )
+            won = cur.rowcount == 1
+        if not won:
+            return None
+        rows = self._query(f"SELECT {_COLUMNS} FROM treatments t WHERE t.pk = ?", (pk,))
+        return self._treatment(rows[0]) if rows else None
+
+    def release(self, pk: int, worker: str) -> None:
+        with self.transaction() as cur:
+            cur.execute(
+                self._sql("UPDATE treatments SET sync_owner = NULL, sync_until = NULL WHERE pk = ? AND sync_owner = ?"),
+                (pk, worker),
+            )
+
+    def mark_synced(self, pk: int, channel: str, *, revision: int | None, removed: bool) -> None:
+        """A channel confirmed it holds the treatment at `revision` (or, `removed`, nothing of it)."""
+        with self.transaction() as cur:
+            cur.execute(
+                self._sql(
+                    "UPDATE channels SET synced_revision = ?, synced_ids = ?, removed = ?, last_synced_at = ?, "
+                    "last_error = NULL, last_error_at = NULL, attempts = 0 WHERE treatment_pk = ? AND channel = ?"
+                ),
+                (revision, self.ids.fingerprint, int(removed), _iso(self.clock()), pk, channel),
+            )
+
+    def mark_failed(self, pk: int, channel: str, error: str) -> None:
+        with self.transaction() as cur:
+            cur.execute(
+                self._sql(
+                    "UPDATE channels SET last_error = ?, last_error_at = ?, attempts = attempts + 1 "
+                    "WHERE treatment_pk = ? AND channel = ?"
+                ),
+                (error[:500], _iso(self.clock()), pk, channel),
+            )
+
+
+def _refuse_forgotten(treatment: Treatment) -> None:
+    if treatment.forgetting:
+        raise InputError(
+            f"treatment {treatment.treatment_id} is forgotten (its events are still being removed): "
+            "`aftercal sync` finishes that"
+        )
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """Where one treatment's events go besides its feed, and what that channel last confirmed."""
+
+    channel: str  # "caldav" or "google"
+    target: dict[str, Any]  # CalDAV: url, user, calendar; Google: calendar_id, credentials, ...
+    synced_revision: int | None  # the treatment revision the channel holds (None: never synced)
+    synced_ids: str | None  # EventIds.fingerprint of the identifiers it holds them under
+    removed: bool  # the channel confirmed it holds nothing of the treatment
+    last_synced_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    attempts: int  # failed attempts since the last success
+
+    def in_line(self, treatment: Treatment) -> bool:
+        if treatment.status != ACTIVE:
+            return self.removed
+        return (
+            not self.removed
+            and self.synced_revision == treatment.revision
+            and self.synced_ids == (treatment.ids.fingerprint)
+        )
+
+
+_CHANNEL_COLUMNS = (
+    "channel, target, synced_revision, synced_ids, removed, last_synced_at, last_error, last_error_at, attempts"
+)
+
+
+def _channel_row(values: Sequence[Any]) -> ChannelState:
+    return ChannelState(
+        channel=str(values[0]),
+        target=json.loads(values[1]),
+        synced_revision=None if values[2] is None else int(values[2]),
+        synced_ids=values[3],
+        removed=bool(values[4]),
+        last_synced_at=_from_iso(values[5]),
+        last_error=values[6],
+        last_error_at=_from_iso(values[7]),
+        attempts=int(values[8]),
+    )
 
 
 def _duplicate_treatment_id(exc: Exception) -> bool:
@@ -859,14 +1179,21 @@ def open_store(
     clock: Clock | None = None,
     migrate: bool = True,
     timeout: float | None = None,
+    create: bool = True,
+    secret: bytes | None = None,
 ) -> Store:
     """A store for a file path, ``sqlite:///path``, or ``postgresql://...`` URL (None: the default file).
 
     `timeout` bounds every PostgreSQL call in seconds (the feed server sets DEFAULT_DB_TIMEOUT).
+    Without `create`, a database that holds no store yet is an InputError that says how to make
+    one (`aftercal init`), so a mistyped path never becomes an empty store. A store bound to a
+    clinic secret needs that `secret` (its treatments' identifiers are keyed with it).
     """
-    if url_or_path is None or str(url_or_path) == "":
+    default = url_or_path is None or str(url_or_path) == ""
+    if default:
         path = default_db_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
         url_or_path = path
     text = str(url_or_path)
     if is_postgres_url(text):
@@ -879,6 +1206,8 @@ def open_store(
         path = Path(text).expanduser()
         if path.is_dir():
             raise InputError(f"--db {path}: is a folder; give a database file")
+        if not create and not path.exists():
+            raise _no_store(str(path), default)
         if not path.parent.is_dir():
             raise InputError(f"--db {path}: folder {path.parent} does not exist")
         store = Store(url=str(path), dialect="sqlite", target=str(path))
@@ -886,10 +1215,21 @@ def open_store(
         store.clock = clock
     if timeout is not None:
         store.timeout = max(float(timeout), MIN_DB_TIMEOUT)
-    if migrate:
-        try:
+    try:
+        if not create and not store.exists():
+            raise _no_store(store.label, default)
+        if migrate:
             store.migrate()
-        except BaseException:
-            store.close()
-            raise
+            store.use_secret(secret)
+    except BaseException:
+        store.close()
+        raise
     return store
+
+
+def _no_store(where: str, default: bool) -> InputError:
+    if default:
+        return InputError(f"no treatment store yet at {where}: create one with `aftercal init` (or give --db)")
+    return InputError(
+        f"--db {where}: no treatment store there: create one with `aftercal init --db {where}` (or check the name)"
+    )

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from aftercal.cli import app
 from calendars.feeds.store import open_store
 from tests.feed.conftest import links_from
+from tests.helpers import new_store
 
 ADD = ["treatments", "add", "microneedling", "--at", "2026-11-24T10:00", "--tz", "Europe/Madrid", "--id", "T-1001"]
 
@@ -21,7 +22,7 @@ def token_of(link: str) -> str:
 
 
 def test_add_prints_links_and_a_qr_code(tmp_path: Path) -> None:
-    db = str(tmp_path / "clinic.db")
+    db = new_store(tmp_path / "clinic.db")
     result = CliRunner().invoke(app, [*ADD, "--db", db, "--base-url", "https://care.example/"])
     assert result.exit_code == 0, result.output
     links = links_from(result.stdout)
@@ -43,7 +44,7 @@ def test_add_prints_links_and_a_qr_code(tmp_path: Path) -> None:
 
 
 def test_add_writes_the_qr_file_and_can_skip_the_terminal_one(tmp_path: Path) -> None:
-    db = str(tmp_path / "clinic.db")
+    db = new_store(tmp_path / "clinic.db")
     svg = tmp_path / "t-1001.svg"
     result = CliRunner().invoke(app, [*ADD, "--db", db, "--qr", str(svg), "--no-qr"])
     assert result.exit_code == 0, result.output
@@ -52,7 +53,7 @@ def test_add_writes_the_qr_file_and_can_skip_the_terminal_one(tmp_path: Path) ->
 
 
 def test_list_reschedule_cancel(tmp_path: Path) -> None:
-    db = str(tmp_path / "clinic.db")
+    db = new_store(tmp_path / "clinic.db")
     runner = CliRunner()
     assert runner.invoke(app, [*ADD, "--db", db, "--patient-name", "Ana Ruiz", "--no-qr"]).exit_code == 0
     moved = runner.invoke(app, ["treatments", "reschedule", "T-1001", "--at", "2026-11-26T16:30", "--db", db])
@@ -72,7 +73,7 @@ def test_list_reschedule_cancel(tmp_path: Path) -> None:
 
 
 def test_link_cannot_show_an_old_token_but_rotates_and_revokes(tmp_path: Path) -> None:
-    db = str(tmp_path / "clinic.db")
+    db = new_store(tmp_path / "clinic.db")
     runner = CliRunner()
     added = runner.invoke(app, [*ADD, "--db", db, "--no-qr"])
     old = token_of(links_from(added.stdout)["Feed"])
@@ -84,7 +85,7 @@ def test_link_cannot_show_an_old_token_but_rotates_and_revokes(tmp_path: Path) -
 
     no_rotate_qr = runner.invoke(app, ["treatments", "link", "T-1001", "--db", db, "--qr", str(tmp_path / "q.png")])
     assert no_rotate_qr.exit_code == 2
-    assert "--rotate" in no_rotate_qr.stderr and not (tmp_path / "q.png").exists()
+    assert "--new --qr" in no_rotate_qr.stderr and not (tmp_path / "q.png").exists()
 
     png = tmp_path / "q.png"
     rotated = runner.invoke(app, ["treatments", "link", "T-1001", "--rotate", "--qr", str(png), "--db", db])
@@ -114,11 +115,12 @@ def test_link_cannot_show_an_old_token_but_rotates_and_revokes(tmp_path: Path) -
         (["treatments", "add", "microneedling", "--at", "2026-03-29T02:30", "--tz", "Europe/Madrid"], "not exist"),
         (["treatments", "reschedule", "T-404", "--at", "2026-11-26T16:30"], "no treatment"),
         (["treatments", "link", "T-404"], "no treatment"),
-        (["treatments", "link", "T-404", "--rotate", "--revoke"], "not both"),
+        (["treatments", "link", "T-404", "--rotate", "--revoke"], "one of --rotate, --new or --revoke"),
+        (["treatments", "link", "T-404", "--new", "--rotate"], "one of --rotate, --new or --revoke"),
     ],
 )
 def test_bad_input_is_one_line_and_stores_nothing(tmp_path: Path, args: list[str], message: str) -> None:
-    db = str(tmp_path / "clinic.db")
+    db = new_store(tmp_path / "clinic.db")
     result = CliRunner().invoke(app, [*args, "--db", db])
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("aftercal: error:") and result.stderr.count("\n") == 1
@@ -131,11 +133,20 @@ def test_bad_input_is_one_line_and_stores_nothing(tmp_path: Path, args: list[str
 def test_db_from_environment_and_default_data_dir(tmp_path: Path) -> None:
     env_db = tmp_path / "env.db"
     runner = CliRunner()
+    missing = runner.invoke(app, [*ADD, "--no-qr"], env={"AFTERCAL_DB": str(env_db)})
+    assert missing.exit_code == 2 and f"aftercal init --db {env_db}" in missing.stderr
+    assert not env_db.exists()  # a mistyped name never becomes an empty store
+    new_store(env_db)
     assert runner.invoke(app, [*ADD, "--no-qr"], env={"AFTERCAL_DB": str(env_db)}).exit_code == 0
-    assert env_db.exists()
     data = tmp_path / "data"
-    data.mkdir()
-    result = runner.invoke(app, [*ADD, "--no-qr"], env={"AFTERCAL_DB": "", "AFTERCAL_DATA_DIR": str(data)})
+    env = {"AFTERCAL_DB": "", "AFTERCAL_DATA_DIR": str(data)}
+    none_yet = runner.invoke(app, [*ADD, "--no-qr"], env=env)
+    assert none_yet.exit_code == 2 and "no treatment store yet" in none_yet.stderr
+    assert "`aftercal init`" in none_yet.stderr
+    assert not data.exists()
+    made = runner.invoke(app, ["init"], env=env)
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(app, [*ADD, "--no-qr"], env=env)
     assert result.exit_code == 0, result.output
     assert (data / "clinic.db").exists()
 
@@ -143,7 +154,7 @@ def test_db_from_environment_and_default_data_dir(tmp_path: Path) -> None:
 def test_serve_refuses_a_bad_database_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "missing" / "x.db"), "--port", "0"])
     assert result.exit_code == 2
-    assert "does not exist" in result.stderr and "Traceback" not in result.output
+    assert "no treatment store there" in result.stderr and "Traceback" not in result.output
     bad_url = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "x.db"), "--base-url", "javascript:x"])
     assert bad_url.exit_code == 2
 

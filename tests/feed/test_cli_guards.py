@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from aftercal.cli import app
 from tests.feed.conftest import links_from
+from tests.helpers import new_store
 
 ADD = ["treatments", "add", "microneedling", "--at", "2026-11-24T10:00", "--tz", "Europe/Madrid", "--id", "T-7"]
 
@@ -24,7 +25,7 @@ def test_bad_qr_file_stops_add_before_the_store_changes(tmp_path: Path) -> None:
 
 
 def test_bad_qr_file_stops_rotate_before_the_old_link_dies(tmp_path: Path) -> None:
-    db = str(tmp_path / "clinic.db")
+    db = new_store(tmp_path / "clinic.db")
     added = CliRunner().invoke(app, [*ADD, "--db", db, "--no-qr"])
     old_page = links_from(added.stdout)["Page"]
     result = CliRunner().invoke(app, ["treatments", "link", "T-7", "--rotate", "--qr", "x.jpg", "--db", db])
@@ -35,6 +36,7 @@ def test_bad_qr_file_stops_rotate_before_the_old_link_dies(tmp_path: Path) -> No
 
 def test_store_file_is_private(tmp_path: Path) -> None:
     db = tmp_path / "clinic.db"
+    new_store(db)
     assert CliRunner().invoke(app, [*ADD, "--db", str(db), "--no-qr", "--patient-name", "Ada"]).exit_code == 0
     assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
 

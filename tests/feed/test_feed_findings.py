@@ -23,6 +23,7 @@ from calendars.feeds.app import redact
 from calendars.feeds.store import Store, open_store
 from reminders.errors import InputError
 from tests.feed.conftest import START, ZONE, FakeClock, LiveServer, ServeProcess, add_treatment
+from tests.helpers import new_store
 
 Start = Callable[..., LiveServer]
 
@@ -69,7 +70,7 @@ def test_a_treatment_that_no_longer_validates_is_a_503_for_itself_only(
 
 
 def test_list_shows_every_row_and_marks_the_bad_ones(tmp_path: Path) -> None:
-    db = str(tmp_path / "clinic.db")
+    db = new_store(tmp_path / "clinic.db")
     store = open_store(db)
     _bad_rows(store)
     store.close()
@@ -115,7 +116,7 @@ def test_an_id_raced_in_by_another_add_is_already_exists(
 
 
 def test_the_cli_says_already_exists_for_a_raced_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = str(tmp_path / "clinic.db")
+    db = new_store(tmp_path / "clinic.db")
     args = ["treatments", "add", "microneedling", "--at", START, "--tz", ZONE, "--id", "T-9", "--db", db, "--no-qr"]
     assert CliRunner().invoke(app, args).exit_code == 0
     original = Store._sql
@@ -129,7 +130,7 @@ def test_the_cli_says_already_exists_for_a_raced_id(tmp_path: Path, monkeypatch:
 def test_last_modified_is_never_later_than_date(tmp_path: Path, serve_process: Callable[..., ServeProcess]) -> None:
     """25 quick reschedules move updated_at 25 s ahead of the clock (each change needs its own
     second); the real server must still not send a Last-Modified after its Date."""
-    db = str(tmp_path / "clinic.db")
+    db = new_store(tmp_path / "clinic.db")
     store = open_store(db, clock=FakeClock())
     token = add_treatment(store)
     for day in range(25):
@@ -214,7 +215,7 @@ def test_redact_sees_through_percent_encoding(line: str) -> None:
 
 
 def test_access_log_redacts_percent_encoded_tokens(tmp_path: Path, serve_process: Callable[..., Any]) -> None:
-    db = str(tmp_path / "clinic.db")
+    db = new_store(tmp_path / "clinic.db")
     store = open_store(db)
     token = add_treatment(store)
     store.close()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.feed.conftest import ServeProcess, links_from, run_cli
-from tests.helpers import events_by_uid
+from tests.helpers import events_by_uid, new_store
 
 Serve = Callable[..., ServeProcess]
 ADD = ["treatments", "add", "microneedling", "--at", "2026-11-24T10:00", "--tz", "Europe/Madrid", "--id", "T-1001"]
@@ -21,7 +21,7 @@ def path_of(link: str) -> str:
 
 
 def test_serve_with_links_from_add_logs_no_token_and_stops_cleanly(tmp_path: Path, serve_process: Serve) -> None:
-    db = str(tmp_path / "clinic.db")
+    db = new_store(tmp_path / "clinic.db")
     added = run_cli(*ADD, "--db", db, "--no-qr")
     assert added.returncode == 0, added.stderr
     links = links_from(added.stdout)
@@ -52,6 +52,7 @@ def test_serve_with_links_from_add_logs_no_token_and_stops_cleanly(tmp_path: Pat
 
 @pytest.mark.postgres
 def test_two_serve_processes_share_one_postgres_database(pg_url: str, serve_process: Serve) -> None:
+    new_store(pg_url)
     added = run_cli(*ADD, "--db", pg_url, "--no-qr")
     assert added.returncode == 0, added.stderr
     feed_path = path_of(links_from(added.stdout)["Feed"])

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import new_store
+
 # Debian's chromium; another Chromium build can be named for a local run.
 CHROMIUM = os.environ.get("AFTERCAL_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -122,7 +124,7 @@ def browser(chromium_path: str) -> Iterator[Any]:
 def feed_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeedSite]:
     """`aftercal treatments add` into a fresh SQLite file, then `aftercal serve` on a free port."""
     folder = tmp_path_factory.mktemp("feed-site")
-    db = folder / "treatments.sqlite3"
+    db = Path(new_store(folder / "treatments.sqlite3"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     lines = add_treatment(db, base, "T-1")

@@ -17,6 +17,7 @@ from aftercal.cli import app
 from tests.feed.conftest import links_from
 from tests.feed_page.qrtools import decode
 from tests.handout.conftest import LINK, flat, pdftoppm_grey, pdftotext
+from tests.helpers import new_store
 
 runner = CliRunner()
 HANDOUT = ["handout", "microneedling", "--at", "2026-11-24T10:00", "--tz", "America/New_York"]
@@ -86,7 +87,7 @@ def test_bad_input_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_treatments_add_writes_the_handout_of_the_new_link(tmp_path: Path) -> None:
-    db, out = str(tmp_path / "clinic.db"), tmp_path / "t-1001.pdf"
+    db, out = new_store(tmp_path / "clinic.db"), tmp_path / "t-1001.pdf"
     result = runner.invoke(
         app,
         [*ADD, "--db", db, "--no-qr", "--base-url", "https://care.example", "--patient-name", "Ana Ruiz",
@@ -103,11 +104,11 @@ def test_treatments_add_writes_the_handout_of_the_new_link(tmp_path: Path) -> No
 
 
 def test_treatments_link_rotate_writes_a_handout_with_the_new_link(tmp_path: Path) -> None:
-    db, out = str(tmp_path / "clinic.db"), tmp_path / "new.png"
+    db, out = new_store(tmp_path / "clinic.db"), tmp_path / "new.png"
     assert runner.invoke(app, [*ADD, "--db", db, "--no-qr"]).exit_code == 0
     refused = runner.invoke(app, ["treatments", "link", "T-1001", "--handout", str(out), "--db", db])
     assert refused.exit_code == 2
-    assert "--rotate --handout" in refused.stderr
+    assert "--new --handout" in refused.stderr
     rotated = runner.invoke(
         app, ["treatments", "link", "T-1001", "--rotate", "--no-qr", "--handout", str(out), "--db", db]
     )
@@ -116,7 +117,7 @@ def test_treatments_link_rotate_writes_a_handout_with_the_new_link(tmp_path: Pat
 
 
 def test_a_bad_handout_file_is_refused_before_the_link_is_made(tmp_path: Path) -> None:
-    db = str(tmp_path / "clinic.db")
+    db = new_store(tmp_path / "clinic.db")
     result = runner.invoke(app, [*ADD, "--db", db, "--no-qr", "--handout", str(tmp_path / "h.doc")])
     assert result.exit_code == 2
     listed = runner.invoke(app, ["treatments", "list", "--db", db])
