@@ -16,6 +16,13 @@ What it models, as Google documents and behaves:
   `showDeleted` (cancelled events come back with only id, status, etag: Google guarantees no more),
   `iCalUID`, and paginates with `maxResults` / `nextPageToken`;
 * optional bearer-token check (401) and a `/token` endpoint that refreshes it, like Google's;
+* Google's OAuth web-server flow (issue 11), endpoints `auth_url`, `token_url`, `revoke_url`:
+  PKCE (S256 or plain) checked at the token endpoint, codes single-use and valid 10 minutes on
+  `clock`; with `consent_page` a consent page (Allow / Deny) for browser tests; `/revoke` ends a
+  grant, and `revoke_all` plays the person removing the app in their Google Account (search for
+  "Google's rule (web-server flow" and "Google's rule (revocation");
+* calendars.delete, and the calendar.app.created scope confined to the calendars its own OAuth
+  client made (`Calendar.made_by`);
 * injected faults (any status and error reason) on matching calls, direct or inside a batch,
   or on whole batch requests; or, with `answer`, the call is done and its answer spoiled: "lost"
   (the connection closes before any answer), "truncated" (cut half-way), "not-json" (200 with an
@@ -39,6 +46,10 @@ follows next to its code (search for "Google's rule"):
 * the per-user sliding-window quota (`quota_per_minute`, off unless given): a call past it
   answers 403 rateLimitExceeded until older calls leave the 60 s window of `clock`.
 
+Test helpers: `events(calendar_id, identity=...)`, `calendars_of(identity)`, `named(summary)`,
+`granted(identity)`, `revoke_all(identity)`; costs in `http_requests`, `requests` (method, path of
+each), `calls` (API calls, direct or in a batch) and `batch_requests`, zeroed by `reset_counts`.
+
 Without a bearer token (`token` None and none issued) every call is made as DEFAULT_USER with the
 full calendar scope: the `--no-auth` tests.
 """
@@ -48,6 +59,8 @@ from __future__ import annotations
 import base64
 import email.parser
 import email.policy
+import hashlib
+import html
 import itertools
 import json
 import random
@@ -119,8 +132,19 @@ CREATE_CALENDAR = frozenset({SCOPE_CALENDAR, SCOPE_APP_CREATED, SCOPE_CALENDARS}
 READ_CALENDAR = frozenset({SCOPE_CALENDAR, SCOPE_READONLY, SCOPE_CALENDARS, SCOPE_CALENDARS_READONLY})
 LIST_CALENDARS = frozenset({SCOPE_CALENDAR, SCOPE_READONLY, SCOPE_CALENDARLIST, SCOPE_CALENDARLIST_READONLY})
 
+DELETE_CALENDAR = frozenset({SCOPE_CALENDAR, SCOPE_CALENDARS})  # and calendar.app.created for its own
+# https://developers.google.com/workspace/calendar/api/v3/reference/calendars/delete#auth
+
 DEFAULT_USER = "patient@example.com"  # who signs in at `/auth`, and who `--no-auth` calls are made as
 QUOTA_WINDOW = 60.0  # seconds: Google's per-minute quotas are counted over a sliding window
+# Google's rule (web-server flow, PKCE): RFC 7636 section 4.1, "code-verifier = 43*128unreserved",
+# unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"; section 4.2 gives the challenge the same form.
+# https://www.rfc-editor.org/rfc/rfc7636#section-4.1
+PKCE_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+# An authorization code lives 10 minutes: "A maximum authorization code lifetime of 10 minutes is
+# RECOMMENDED. The client MUST NOT use the authorization code more than once."
+# https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2
+CODE_LIFETIME = 600.0
 
 
 @dataclass(frozen=True)
@@ -138,11 +162,15 @@ NO_AUTH = Grant(DEFAULT_USER, frozenset({SCOPE_CALENDAR}))
 
 @dataclass(frozen=True)
 class AuthCode:
-    """An authorization code `/auth` gave: what it grants, and whether it yields a refresh token."""
+    """An authorization code `/auth` gave: what it grants, whether it yields a refresh token, when it
+    was given (on `clock`), and the PKCE challenge it was asked with (None: none)."""
 
     grant: Grant
     refresh: bool
     redirect_uri: str
+    issued_at: float = 0.0
+    code_challenge: str | None = None
+    challenge_method: str = "plain"
 
 
 @dataclass(frozen=True)
@@ -262,6 +290,7 @@ class CalendarStandin:
         seed: int = 0,
         quota_per_minute: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        consent_page: bool = False,
     ) -> None:
         # "primary" is DEFAULT_USER's own calendar; another identity's is kept under its e-mail.
         self.calendars: dict[str, Calendar] = {"primary": Calendar("primary", "Primary", "UTC")}
@@ -276,6 +305,13 @@ class CalendarStandin:
         self.consents: dict[tuple[str, str], frozenset[str]] = {}  # (identity, client id) -> scopes granted
         self.browser_user = DEFAULT_USER  # who signs in at `/auth`
         self.authorizations: list[dict[str, str]] = []  # the queries `/auth` received
+        # Whether `/auth` shows a consent page (Allow / Deny, for browser tests) when Google would
+        # show its consent screen; False: the person consents at once (an immediate 302).
+        self.consent_page = consent_page
+        self.decisions: list[str] = []  # what the person chose on the consent page: "allow" | "deny"
+        self.spent_codes: set[str] = set()  # authorization codes already exchanged (or tried)
+        self.revoked_tokens: set[str] = set()  # access and refresh tokens whose grant was revoked
+        self.deleted_calendars: dict[str, Calendar] = {}  # calendars.delete removed them (with their events)
         # Whether cancelled events still match extended-property filters (Google does not promise it).
         self.cancelled_match_filters = True
         self.calendar_list_refused = False  # as for a token with only the calendar.app.created scope
@@ -284,6 +320,7 @@ class CalendarStandin:
         self.faults: list[Fault] = []
         self.calls: list[Call] = []
         self.http_requests = 0
+        self.requests: list[tuple[str, str]] = []  # (method, path) of every HTTP request, in order
         self.batch_requests = 0
         self.random = random.Random(seed)  # the order batch parts run in: seeded, so a test is repeatable
         self.quota_per_minute = quota_per_minute  # Google: 600 per minute per user (None: no quota)
@@ -317,6 +354,21 @@ class CalendarStandin:
         assert isinstance(host, str)  # an AF_INET server: typeshed also allows bytes for AF_UNIX
         return f"http://{host}:{port}/"
 
+    @property
+    def auth_url(self) -> str:
+        """Google's authorization endpoint (https://accounts.google.com/o/oauth2/v2/auth)."""
+        return self.url + "auth"
+
+    @property
+    def token_url(self) -> str:
+        """Google's token endpoint (https://oauth2.googleapis.com/token)."""
+        return self.url + "token"
+
+    @property
+    def revoke_url(self) -> str:
+        """Google's revocation endpoint (https://oauth2.googleapis.com/revoke)."""
+        return self.url + "revoke"
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
@@ -342,6 +394,7 @@ class CalendarStandin:
     def reset_counts(self) -> None:
         with self.lock:
             self.calls.clear()
+            self.requests.clear()
             self.http_requests = 0
             self.batch_requests = 0
 
@@ -349,10 +402,58 @@ class CalendarStandin:
         """Calls that tried to change something (whatever they answered)."""
         return [c for c in self.calls if c.method in ("POST", "PUT", "PATCH", "DELETE")]
 
-    def events(self, calendar_id: str = "primary", *, include_cancelled: bool = False) -> list[dict[str, Any]]:
+    def events(
+        self, calendar_id: str = "primary", *, identity: str | None = None, include_cancelled: bool = False
+    ) -> list[dict[str, Any]]:
+        """The events of a calendar, as `identity` sees it ("primary": that identity's own calendar;
+        default DEFAULT_USER). KeyError for a calendar that is not there (deleted, never made, or
+        not visible to `identity`); `deleted_calendars` keeps the deleted ones."""
+        who = identity or DEFAULT_USER
         with self.lock:
-            items = list(self.calendars[calendar_id].events.values())
+            key = ("primary" if who == DEFAULT_USER else who) if calendar_id in ("primary", who) else calendar_id
+            calendar = self.calendars.get(key)
+            if calendar is None or (identity is not None and calendar.role(identity) is None):
+                raise KeyError(f"no calendar {calendar_id!r} for {who} (deleted, never made, or not shared)")
+            items = list(calendar.events.values())
         return [dict(e) for e in items if include_cancelled or e.get("status") != "cancelled"]
+
+    def calendars_of(self, identity: str = DEFAULT_USER, *, made_by: str | None = None) -> list[Calendar]:
+        """The calendars `identity` owns or is shared (its calendar list), its own first; `made_by`:
+        only those that OAuth client made with calendars.insert."""
+        with self.lock:
+            found = [c for c in self.calendars.values() if c.role(identity) is not None]
+        found.sort(key=lambda c: c.id not in ("primary", identity))
+        return [c for c in found if made_by is None or c.made_by == made_by]
+
+    def granted(self, identity: str = DEFAULT_USER, client_id: str | None = None) -> bool:
+        """Whether `identity` still has a live grant (a refresh or access token) for the client (any)."""
+        with self.lock:
+            grants = [*self.refresh_tokens.values(), *self.access_tokens.values()]
+        return any(g.identity == identity and client_id in (None, g.client_id) for g in grants)
+
+    def revoke_all(self, identity: str = DEFAULT_USER, client_id: str | None = None) -> int:
+        """The person removes the app's access in their Google Account (Security, "Third-party apps
+        with account access"): every grant of `identity` to the client (any client if None) ends, so
+        its refresh tokens answer invalid_grant and its access tokens 401; returns how many tokens
+        died. Google's rule (revocation): "A user can revoke access by visiting Account Settings",
+        and a refresh token stops working when "The user has revoked your app's access".
+        https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke
+        https://developers.google.com/identity/protocols/oauth2#expiration
+        """
+        with self.lock:
+            return self._end_grants(lambda g: g.identity == identity and client_id in (None, g.client_id))
+
+    def _end_grants(self, doomed: Callable[[Grant], bool]) -> int:
+        """Revoke every token whose grant is `doomed`, and forget the consent given for it."""
+        ended = 0
+        for tokens in (self.refresh_tokens, self.access_tokens):
+            for token, grant in list(tokens.items()):
+                if doomed(grant):
+                    del tokens[token]
+                    self.revoked_tokens.add(token)
+                    self.consents.pop((grant.identity, grant.client_id), None)
+                    ended += 1
+        return ended
 
     def add_calendar(
         self, calendar_id: str, summary: str = "", *, owner: str = DEFAULT_USER, shared: dict[str, str] | None = None
@@ -383,10 +484,10 @@ class CalendarStandin:
             self.refreshed_tokens.append(token)
         return token
 
-    def put_event(self, calendar_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Insert an event directly (e.g. the patient's own), bypassing HTTP."""
+    def put_event(self, calendar_id: str, body: dict[str, Any], *, identity: str = DEFAULT_USER) -> dict[str, Any]:
+        """Insert an event directly (e.g. the patient's own), bypassing HTTP; "primary" is `identity`'s."""
         with self.lock:
-            return self._insert(self._calendar(calendar_id), dict(body))
+            return self._insert(self._calendar(calendar_id, Grant(identity, frozenset({SCOPE_CALENDAR}))), dict(body))
 
     # -- the API --
 
@@ -422,6 +523,14 @@ class CalendarStandin:
         if grant.scopes & allowed or (app_created and SCOPE_APP_CREATED in grant.scopes):
             return
         raise ApiError(403, "Request had insufficient authentication scopes.", "insufficientPermissions")
+
+    @staticmethod
+    def _made_by_its_app(grant: Grant, calendar: Calendar) -> bool:
+        """Google's rule (calendar.app.created): the scope reaches only the secondary calendars the
+        token's own OAuth client made with calendars.insert ("Make secondary Google calendars, and
+        see, create, change, and delete events on them"); never `primary`, never a calendar the
+        person or another app made. https://developers.google.com/workspace/calendar/api/auth"""
+        return calendar.made_by is not None and calendar.made_by == grant.client_id
 
     @staticmethod
     def _writable(grant: Grant, calendar: Calendar) -> None:
@@ -491,14 +600,15 @@ class CalendarStandin:
         return status, answer
 
     def _check_auth(self, headers: dict[str, str]) -> Grant:
-        """The grant of the call's bearer token (401 for a token Google did not issue)."""
-        if self.token is None and not self.access_tokens:
+        """The grant of the call's bearer token (401 for a token Google did not issue, or revoked)."""
+        if self.token is None and not self.access_tokens and not self.revoked_tokens:
             return NO_AUTH
         bearer = headers.get("authorization", "")
-        grant = self.access_tokens.get(bearer.removeprefix("Bearer ")) if bearer.startswith("Bearer ") else None
+        presented = bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else None
+        grant = self.access_tokens.get(presented) if presented is not None else None
         if grant is not None:
             return grant
-        if self.token is not None and bearer == f"Bearer {self.token}":
+        if self.token is not None and presented == self.token and presented not in self.revoked_tokens:
             return Grant(DEFAULT_USER, frozenset({SCOPE_EVENTS}))
         raise ApiError(401, "Request had invalid authentication credentials.", "authError")
 
@@ -517,11 +627,16 @@ class CalendarStandin:
             return 200, self._calendar_list(grant)
         if len(rest) == 2 and rest[0] == "calendars" and method == "GET":
             calendar = self._calendar(rest[1], grant)
-            self._require(grant, READ_CALENDAR, app_created=calendar.made_by == grant.client_id)
+            self._require(grant, READ_CALENDAR, app_created=self._made_by_its_app(grant, calendar))
             return 200, {"kind": "calendar#calendar", "id": calendar.id, "summary": calendar.summary}
+        if len(rest) == 2 and rest[0] == "calendars" and method == "DELETE":
+            calendar = self._calendar(rest[1], grant)
+            self._require(grant, DELETE_CALENDAR, app_created=self._made_by_its_app(grant, calendar))
+            self._delete_calendar(calendar, grant)
+            return 204, None
         if len(rest) >= 3 and rest[0] == "calendars" and rest[2] == "events":
             calendar = self._calendar(rest[1], grant)
-            ours = calendar.made_by == grant.client_id  # made by this app: calendar.app.created may
+            ours = self._made_by_its_app(grant, calendar)  # made by this app: calendar.app.created may
             if method == "GET":
                 self._require(grant, READ_EVENTS, app_created=ours)
             else:
@@ -555,6 +670,20 @@ class CalendarStandin:
             owner=grant.identity, made_by=grant.client_id,
         )  # fmt: skip
         return {"kind": "calendar#calendar", "id": calendar_id, "summary": data["summary"]}
+
+    def _delete_calendar(self, calendar: Calendar, grant: Grant) -> None:
+        """calendars.delete: "Deletes a secondary calendar. Use calendars.clear for clearing all
+        events on primary calendars." The calendar goes, and its events with it (a later call on it
+        answers 404). Deleting a primary calendar answers 403 cannotDeletePrimaryCalendar; only its
+        owner may delete a calendar.
+        https://developers.google.com/workspace/calendar/api/v3/reference/calendars/delete
+        """
+        key = next(k for k, c in self.calendars.items() if c is calendar)
+        if key == "primary" or calendar.id == calendar.owner:
+            raise ApiError(403, "Cannot delete primary calendar.", "cannotDeletePrimaryCalendar")
+        if calendar.role(grant.identity) != "owner":
+            raise ApiError(403, "You need to have owner access to this calendar.", "requiredAccessLevel")
+        self.deleted_calendars[key] = self.calendars.pop(key)
 
     def _calendar_list(self, grant: Grant = NO_AUTH) -> dict[str, Any]:
         if self.calendar_list_refused:
@@ -685,42 +814,165 @@ class CalendarStandin:
         A "Web application" client accepts only the redirect URIs registered for it: a desktop
         program's loopback redirect gets "Error 400: redirect_uri_mismatch".
         https://developers.google.com/identity/protocols/oauth2/native-app#redirect-uri_loopback
+
+        With `consent_page`, the consent screen is a page (200) whose Allow and Deny post to
+        `/auth/decide` (see `decide`). Google shows that screen only when consent is needed, as
+        above; otherwise it redirects at once, and so does the stand-in.
         """
         with self.lock:
             self.authorizations.append(dict(query))
-            client = self.clients.get(query.get("client_id", ""))
-            redirect_uri = query.get("redirect_uri", "")
-            if client is None:
-                return 401, "", b"Error 401: invalid_client (The OAuth client was not found.)"
-            if client.kind == "web" and redirect_uri not in client.redirect_uris:
-                return 400, "", b"Error 400: redirect_uri_mismatch"
-            identity = self.browser_user
-            scopes = frozenset(query.get("scope", "").split())
-            granted = self.consents.get((identity, client.client_id), frozenset())
-            consent_shown = "consent" in query.get("prompt", "").split() or not scopes <= granted
-            if consent_shown:
-                self.consents[(identity, client.client_id)] = granted | scopes
-            code = f"code-{uuid.uuid4().hex}"
-            refresh = query.get("access_type") == "offline" and consent_shown
-            self.codes[code] = AuthCode(Grant(identity, scopes, client.client_id), refresh, redirect_uri)
-        answer = urlencode({"state": query.get("state", ""), "code": code, "scope": " ".join(sorted(scopes))})
-        return 302, f"{redirect_uri}?{answer}", b""
+            refused = self._refuse_authorization(query)
+            if refused is not None:
+                return refused
+            consent_shown = self._consent_needed(query)
+            if self.consent_page and consent_shown:
+                return 200, "", self._consent_page(query)
+            return self._redirect_with_code(query, consent_shown=consent_shown)
+
+    def decide(self, form: dict[str, str]) -> tuple[int, str, bytes]:
+        """`/auth/decide`: the person's answer on the consent page (`decision` allow or deny, with
+        the authorization request it was shown for); (status, Location, page).
+
+        Google's rule (web-server flow, consent): Allow sends the browser to the redirect URI with
+        `code` (and `scope`); Deny with "error=access_denied" ("If the user does not approve the
+        request, the response contains an error message"). Either way `state` comes back as sent:
+        "The server returns the exact value that you send as a name=value pair in the URL query
+        component (?) of the redirect_uri after the user consents to or denies your application's
+        access request."
+        https://developers.google.com/identity/protocols/oauth2/web-server#userconsentprompt
+        https://developers.google.com/identity/protocols/oauth2/web-server#handlingresponse
+        https://developers.google.com/identity/protocols/oauth2/web-server#creatingclient (state)
+        """
+        query = dict(form)
+        decision = query.pop("decision", "")
+        with self.lock:
+            refused = self._refuse_authorization(query)
+            if refused is not None:
+                return refused
+            if decision not in ("allow", "deny"):
+                return 400, "", b"Error 400: invalid_request (no decision)"
+            self.decisions.append(decision)
+            if decision == "allow":
+                return self._redirect_with_code(query, consent_shown=True)
+        answer = {"error": "access_denied", **({"state": query["state"]} if "state" in query else {})}
+        return 302, _with_query(query.get("redirect_uri", ""), answer), b""
+
+    def _refuse_authorization(self, query: dict[str, str]) -> tuple[int, str, bytes] | None:
+        """Google's error page for a request it will not send back to the redirect URI.
+
+        A "Web application" client accepts only its registered redirect URIs (see `authorize`).
+        Google's rule (web-server flow, PKCE): `code_challenge_method` "defaults to plain if not
+        present in the request that includes a code_challenge. The only supported values for this
+        parameter are S256 or plain"; the challenge has the verifier's form (RFC 7636 section 4.2),
+        and a server refuses a method it does not support with invalid_request (section 4.4.1).
+        https://developers.google.com/identity/protocols/oauth2/native-app#step1-code-verifier
+        https://www.rfc-editor.org/rfc/rfc7636#section-4.4.1
+        """
+        client = self.clients.get(query.get("client_id", ""))
+        if client is None:
+            return 401, "", b"Error 401: invalid_client (The OAuth client was not found.)"
+        if client.kind == "web" and query.get("redirect_uri", "") not in client.redirect_uris:
+            return 400, "", b"Error 400: redirect_uri_mismatch"
+        challenge = query.get("code_challenge")
+        if challenge is not None:
+            if query.get("code_challenge_method", "plain") not in ("S256", "plain"):
+                return 400, "", b"Error 400: invalid_request (Invalid code_challenge_method)"
+            if not PKCE_RE.match(challenge):
+                return 400, "", b"Error 400: invalid_request (Invalid code_challenge)"
+        return None
+
+    def _consent_needed(self, query: dict[str, str]) -> bool:
+        """Whether Google shows its consent screen: prompt=consent, or scopes not granted before."""
+        scopes = frozenset(query.get("scope", "").split())
+        granted = self.consents.get((self.browser_user, query.get("client_id", "")), frozenset())
+        return "consent" in query.get("prompt", "").split() or not scopes <= granted
+
+    def _redirect_with_code(self, query: dict[str, str], *, consent_shown: bool) -> tuple[int, str, bytes]:
+        """The person consented (or had before): a code, and the browser sent to the redirect URI."""
+        identity, client_id = self.browser_user, query.get("client_id", "")
+        scopes = frozenset(query.get("scope", "").split())
+        if consent_shown:
+            granted = self.consents.get((identity, client_id), frozenset())
+            self.consents[(identity, client_id)] = granted | scopes
+        code = f"code-{uuid.uuid4().hex}"
+        refresh = query.get("access_type") == "offline" and consent_shown
+        redirect_uri = query.get("redirect_uri", "")
+        challenge = query.get("code_challenge")
+        method = query.get("code_challenge_method", "plain")
+        self.codes[code] = AuthCode(
+            Grant(identity, scopes, client_id), refresh, redirect_uri, self.clock(), challenge, method
+        )
+        answer = {"code": code, "scope": " ".join(sorted(scopes))}
+        if "state" in query:
+            answer = {"state": query["state"], **answer}
+        return 302, _with_query(redirect_uri, answer), b""
+
+    def _consent_page(self, query: dict[str, str]) -> bytes:
+        """The consent screen: who signs in, the app (its client id), the scopes, Allow and Deny."""
+        esc = html.escape
+        scopes = "".join(f'<li class="scope">{esc(s)}</li>' for s in sorted(query.get("scope", "").split()))
+        hidden = "".join(
+            f'<input type="hidden" name="{esc(k, quote=True)}" value="{esc(v, quote=True)}">' for k, v in query.items()
+        )
+        page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in - Google Accounts</title></head>
+<body><h1>Google</h1>
+<p>Signed in as <span id="account">{esc(self.browser_user)}</span></p>
+<p><span id="client-id">{esc(query.get("client_id", ""))}</span> wants to access your Google Account</p>
+<p>This will allow it to:</p><ul id="scopes">{scopes}</ul>
+<form method="post" action="/auth/decide">{hidden}
+<button type="submit" name="decision" value="deny">Deny</button>
+<button type="submit" name="decision" value="allow">Allow</button>
+</form></body></html>
+"""
+        return page.encode("utf-8")
 
     def token_grant(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        """`/token`: authorization_code, refresh_token and jwt-bearer (service account) grants."""
+        """`/token`: authorization_code, refresh_token and jwt-bearer (service account) grants.
+
+        Google's rule (web-server flow, codes): a code is exchanged once ("The client MUST NOT use
+        the authorization code more than once"), within its lifetime (CODE_LIFETIME on `clock`),
+        by the client it was given to, with the same redirect_uri; else invalid_grant. (The RFC's
+        "SHOULD revoke ... all tokens previously issued based on that authorization code" on a
+        replay is not modelled.) Any attempt spends the code.
+        https://developers.google.com/identity/protocols/oauth2/web-server#exchange-authorization-code
+        https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2
+        Google's rule (web-server flow, PKCE): a code asked for with a `code_challenge` needs the
+        matching `code_verifier` ("The code verifier that you created in Step 1"): S256 compares
+        BASE64URL(SHA256(verifier)) without padding, plain the verifier itself; a verifier missing,
+        malformed (not 43-128 of [A-Za-z0-9-._~]) or not matching answers invalid_grant.
+        https://developers.google.com/identity/protocols/oauth2/native-app#exchange-authorization-code
+        https://www.rfc-editor.org/rfc/rfc7636#section-4.6
+        """
         kind = form.get("grant_type", "")
         refused = {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
         answer: dict[str, Any] = {"expires_in": 3599, "token_type": "Bearer"}
         with self.lock:
             if kind == "authorization_code":
-                code = self.codes.pop(form.get("code", ""), None)
+                given = form.get("code", "")
+                code = self.codes.pop(given, None)
+                if code is None:
+                    spent = "Code was already redeemed." if given in self.spent_codes else "Malformed auth code."
+                    return 400, {"error": "invalid_grant", "error_description": spent}
+                self.spent_codes.add(given)
                 client = self.clients.get(form.get("client_id", ""))
-                if code is None or client is None or client.client_id != code.grant.client_id:
+                if client is None or client.client_id != code.grant.client_id:
                     return 400, {"error": "invalid_grant", "error_description": "Malformed auth code."}
                 if form.get("client_secret") != client.secret:
                     return 401, {"error": "invalid_client", "error_description": "Unauthorized"}
+                if self.clock() - code.issued_at > CODE_LIFETIME:
+                    return 400, {"error": "invalid_grant", "error_description": "Code has expired."}
                 if form.get("redirect_uri") != code.redirect_uri:
                     return 400, {"error": "redirect_uri_mismatch", "error_description": "Bad Request"}
+                if code.code_challenge is not None:
+                    verifier = form.get("code_verifier", "")
+                    if not verifier:
+                        return 400, {"error": "invalid_grant", "error_description": "Missing code verifier."}
+                    if not PKCE_RE.match(verifier) or _pkce_challenge(verifier, code.challenge_method) != (
+                        code.code_challenge
+                    ):
+                        return 400, {"error": "invalid_grant", "error_description": "Invalid code verifier."}
                 grant = code.grant
                 if code.refresh:
                     refresh = f"refresh-{uuid.uuid4().hex}"
@@ -749,6 +1001,26 @@ class CalendarStandin:
             answer["access_token"] = self.issue_access_token(grant)
             self.grants.append(kind)
         return 200, answer
+
+    def revoke(self, token: str) -> tuple[int, dict[str, Any]]:
+        """`/revoke`: the app gives up a grant (a person's "disconnect").
+
+        Google's rule (revocation): "The token can be an access token or a refresh token. If the
+        token is an access token and it has a corresponding refresh token, the refresh token will
+        also be revoked." "If the revocation is successfully processed, then the HTTP status code
+        of the response is 200. For error conditions, an HTTP status code 400 is returned along with
+        an error code." Revoking removes the app's access for that person: every token of that grant
+        (identity and client) dies, refresh tokens answer invalid_grant, access tokens 401, and the
+        next authorization shows the consent screen again. A token unknown or already revoked
+        answers 400 invalid_token.
+        https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke
+        """
+        with self.lock:
+            grant = self.refresh_tokens.get(token) or self.access_tokens.get(token)
+            if grant is None:
+                return 400, {"error": "invalid_token", "error_description": "Token expired or revoked"}
+            self._end_grants(lambda g: g.identity == grant.identity and g.client_id == grant.client_id)
+        return 200, {}
 
     # -- batch --
 
@@ -807,6 +1079,20 @@ class CalendarStandin:
                 out.append(f"Content-Length: {len(text.encode())}\r\n\r\n{text}\r\n")
         out.append(f"--{boundary}--\r\n")
         return 200, f"multipart/mixed; boundary={boundary}", "".join(out).encode("utf-8")
+
+
+def _with_query(url: str, params: dict[str, str]) -> str:
+    """`url` with `params` added to its query (a redirect URI may have one already)."""
+    return url + ("&" if urlsplit(url).query else "?") + urlencode(params)
+
+
+def _pkce_challenge(verifier: str, method: str) -> str:
+    """RFC 7636 section 4.2: S256 is BASE64URL-ENCODE(SHA256(ASCII(code_verifier))), no padding;
+    plain is the verifier itself. https://www.rfc-editor.org/rfc/rfc7636#section-4.2"""
+    if method == "S256":
+        digest = hashlib.sha256(verifier.encode("ascii")).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return verifier
 
 
 def _claim_event(touched: set[tuple[str, str]], method: str, path: str, data: Any) -> None:
@@ -918,6 +1204,11 @@ def _validate(event: dict[str, Any], *, full: bool) -> None:
                 raise ApiError(400, "Extended property key or value too long.", "invalid")
 
 
+def _form(encoded: str) -> dict[str, str]:
+    """A query string or form body as a dict (the first of repeated names)."""
+    return {k: v[0] for k, v in parse_qs(encoded).items()}
+
+
 def _parse_inner_request(raw: bytes) -> tuple[str, str, dict[str, str], bytes]:
     text = raw.replace(b"\r\n", b"\n")
     head, _, body = text.partition(b"\n\n")
@@ -955,14 +1246,24 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.owner
         body = self._read_body()
         headers = {k.lower(): v for k, v in self.headers.items()}
+        path = urlsplit(self.path).path
+        if path == "/favicon.ico":  # a browser's own request on the consent page: not counted
+            self._send(404, "text/plain", b"")
+            return
         with owner.lock:
             owner.http_requests += 1
-        path = urlsplit(self.path).path
+            owner.requests.append((self.command, path))
         if path == "/token" and self.command == "POST":
             self._token(body)
             return
+        if path == "/revoke" and self.command == "POST":
+            self._revoke(body)
+            return
         if path == "/auth" and self.command == "GET":
-            self._authorize()
+            self._page(*owner.authorize(_form(urlsplit(self.path).query)))
+            return
+        if path == "/auth/decide" and self.command == "POST":
+            self._page(*owner.decide(_form(body.decode("utf-8"))))
             return
         if path == "/batch/calendar/v3" and self.command == "POST":
             with owner.lock:
@@ -1001,7 +1302,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(text[: len(text) // 2])
 
     def _token(self, body: bytes) -> None:
-        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        form = _form(body.decode())
         basic = self.headers.get("Authorization", "")
         if basic.startswith("Basic "):  # client credentials may come as HTTP Basic auth instead
             user, _, password = base64.b64decode(basic[6:]).decode().partition(":")
@@ -1010,9 +1311,14 @@ class _Handler(BaseHTTPRequestHandler):
         status, answer = self.owner.token_grant(form)
         self._send(status, "application/json", json.dumps(answer).encode())
 
-    def _authorize(self) -> None:
-        query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
-        status, location, page = self.owner.authorize(query)
+    def _revoke(self, body: bytes) -> None:
+        # Google takes the token in the form body or in the query string ("?token=...").
+        form = {**_form(urlsplit(self.path).query), **_form(body.decode())}
+        status, answer = self.owner.revoke(form.get("token", ""))
+        self._send(status, "application/json", json.dumps(answer).encode())
+
+    def _page(self, status: int, location: str, page: bytes) -> None:
+        """An answer of the authorization endpoint: a page, or a redirect (302 with Location)."""
         self.send_response(status)
         if location:
             self.send_header("Location", location)
