@@ -6,17 +6,22 @@ request that would leave 127.0.0.1 is aborted, and then reported as a failure.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from icalendar import Calendar
 
-from reminders import load_protocol
+from calendars.feeds.landing import GoogleSection, render_landing_page
+from reminders import Clinic, PlanOptions, load_protocol, make_plan
 
-from .conftest import FeedSite, add_treatment, aftercal
+from .conftest import DAYS_AGO, FeedSite, PageSite, add_treatment, aftercal
 
 PHONE_WIDTH = 390
+# Everything a patient taps on the served page; each must be big enough for a finger.
+TAP_TARGETS = ("call", "apple", "google", "outlook", "outlook-work", "download")
 
 
 def open_page(phone: Any, site: FeedSite) -> Any:
@@ -28,6 +33,24 @@ def open_page(phone: Any, site: FeedSite) -> Any:
 
 def stayed_on_loopback(phone: Any) -> list[str]:
     return [url for url in phone.requests if urlsplit(url).hostname != "127.0.0.1"]
+
+
+def assert_fits(phone: Any, width: int) -> None:
+    """No horizontal scroll, and no element pokes out to the right."""
+    sizes = phone.evaluate(
+        "() => ({scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth,"
+        " body: document.body.scrollWidth, right: Math.max(...Array.from(document.querySelectorAll('body *'),"
+        " e => e.getBoundingClientRect().right))})"
+    )
+    assert sizes["client"] == width
+    assert sizes["scroll"] <= width and sizes["body"] <= width and sizes["right"] <= width, (width, sizes)
+
+
+def assert_tappable(phone: Any, *selectors: str) -> None:
+    """Buttons are big enough to tap (Apple's guideline: 44 pt) and about as wide as the screen."""
+    for selector in selectors:
+        box = phone.locator(selector).bounding_box()
+        assert box is not None and box["height"] >= 44 and box["width"] >= 200, (selector, box)
 
 
 def test_page_fits_a_phone_without_horizontal_scroll(phone: Any, feed_site: FeedSite, tmp_path: Path) -> None:
@@ -45,10 +68,17 @@ def test_page_fits_a_phone_without_horizontal_scroll(phone: Any, feed_site: Feed
         "() => Math.max(...Array.from(document.querySelectorAll('body *'), e => e.getBoundingClientRect().right))"
     )
     assert widest <= PHONE_WIDTH
-    # Buttons are big enough to tap (Apple's guideline: 44 pt).
-    for ident in ("apple", "google", "outlook", "download"):
-        box = phone.locator(f"#{ident}").bounding_box()
-        assert box is not None and box["height"] >= 44 and box["width"] >= 200, (ident, box)
+    assert_tappable(phone, *(f"#{ident}" for ident in TAP_TARGETS))
+    # The clinic at the top, one tap from a call; today marked; the days before it folded.
+    assert phone.locator("#clinic").inner_text() == "Riverside Skin Clinic"
+    assert phone.locator("#call").get_attribute("href") == "tel:+12125550100"
+    assert phone.locator("#clinic").bounding_box()["y"] < phone.locator("h1").bounding_box()["y"]
+    assert phone.locator("#today").is_visible()
+    assert phone.locator("#today").inner_text().startswith("Today · ")
+    assert phone.locator(".past > details > summary").inner_text() == f"{DAYS_AGO} earlier days"
+    assert not phone.locator(".past li.entry").first.is_visible()
+    box = phone.locator(".past > details > summary").bounding_box()
+    assert box is not None and box["height"] >= 44
     # Text is readable: the body font is at least 16 px.
     font = phone.evaluate("() => parseFloat(getComputedStyle(document.body).fontSize)")
     assert font >= 16
@@ -126,7 +156,7 @@ def test_works_without_javascript(phone: Any, feed_site: FeedSite) -> None:
     open_page(phone, feed_site)
     assert phone.evaluate("() => document.scripts.length") == 0
     # The timeline's details open with a tap, natively.
-    first = phone.locator("li.entry details").first
+    first = phone.locator("#today ~ li.day li.entry details").first
     body = first.locator(".body")
     assert not body.is_visible()
     first.locator("summary").tap()
@@ -135,6 +165,11 @@ def test_works_without_javascript(phone: Any, feed_site: FeedSite) -> None:
     entries = phone.locator("li.entry").count()
     assert entries >= 10
     assert "Remove Alerts" in phone.locator(".note").inner_text()
+    # The folded days open with a tap too, natively.
+    folded = phone.locator(".past li.entry").first
+    assert not folded.is_visible()
+    phone.locator(".past > details > summary").tap()
+    assert folded.is_visible()
 
 
 def test_page_policy_blocks_any_load(phone: Any, feed_site: FeedSite) -> None:
@@ -149,6 +184,7 @@ def test_page_policy_blocks_any_load(phone: Any, feed_site: FeedSite) -> None:
 
 def test_no_request_leaves_loopback(phone: Any, feed_site: FeedSite) -> None:
     phone.goto(feed_site.page, wait_until="networkidle")
+    phone.locator(".past > details > summary").tap()
     for summary in phone.locator("li.entry summary").all()[:3]:
         summary.tap()
     phone.wait_for_load_state("networkidle")
@@ -157,10 +193,14 @@ def test_no_request_leaves_loopback(phone: Any, feed_site: FeedSite) -> None:
     assert stayed_on_loopback(phone) == []
 
 
-def test_unknown_link_is_a_plain_404(phone: Any, feed_site: FeedSite) -> None:
+def test_unknown_link_is_a_friendly_404(phone: Any, feed_site: FeedSite) -> None:
     response = phone.goto(feed_site.page[:-3] + "xyz", wait_until="load")
     assert response is not None and response.status == 404
     assert "aftercare" not in phone.content().lower()
+    assert phone.locator("h1").inner_text() == "This link is not active"
+    assert phone.locator("main p").inner_text() == "Ask your clinic for a new one."
+    assert_fits(phone, PHONE_WIDTH)
+    assert stayed_on_loopback(phone) == []
 
 
 def test_cancelled_treatment_shows_the_cancelled_page(phone: Any, feed_site: FeedSite) -> None:
@@ -174,3 +214,63 @@ def test_cancelled_treatment_shows_the_cancelled_page(phone: Any, feed_site: Fee
     assert phone.locator("h1").inner_text() == "This aftercare calendar was cancelled"
     assert phone.locator("a").count() == 0
     assert stayed_on_loopback(phone) == []
+
+
+# ---- the page function's Google states, served by a tiny local server ------------------------------
+
+CONNECTED = GoogleSection(
+    connect_url=None,
+    connected=True,
+    disconnect_url="/f/tok/google/disconnect",
+    csrf_token="c5rf-t0ken",
+    message="Connected: your reminders are in the 'Aftercare' calendar of your Google account",
+)
+CONNECT = GoogleSection(
+    connect_url="/f/tok/google", connected=False, disconnect_url=None, csrf_token=None, message=None
+)
+
+
+def google_page(site: PageSite, section: GoogleSection) -> str:
+    """The page of a plan with a clinic, in a Google state, served at /f/tok; returns its URL."""
+    clinic = Clinic(name="Riverside Skin Clinic", phone="+1 (212) 555-0100")
+    plan = make_plan(
+        "microneedling", "2026-11-24T10:00", "America/New_York", treatment_id="T-1", options=PlanOptions(clinic=clinic)
+    )
+    ics = f"{site.base}/f/tok.ics"
+    site.pages["/f/tok"] = render_landing_page(
+        plan, ics_url=ics, webcal_url="webcal://" + ics.split("://", 1)[1], today=date(2026, 11, 28), google=section
+    )
+    return f"{site.base}/f/tok"
+
+
+@pytest.mark.parametrize(
+    ("section", "button"), [(CONNECT, "#google-connect-button"), (CONNECTED, "#google-disconnect")]
+)
+def test_google_section_fits_the_smallest_phones(
+    phone: Any, page_site: PageSite, section: GoogleSection, button: str
+) -> None:
+    phone.goto(google_page(page_site, section), wait_until="load")
+    assert phone.locator("#google-connect").is_visible()
+    phone.evaluate("() => document.querySelectorAll('details').forEach(x => x.open = true)")
+    for width in (PHONE_WIDTH, 360, 320):
+        phone.set_viewport_size({"width": width, "height": 640})
+        assert_fits(phone, width)
+        assert_tappable(phone, button, "#call", "#outlook-work")
+    assert stayed_on_loopback(phone) == []
+
+
+def test_disconnect_button_posts_its_csrf_token(phone: Any, page_site: PageSite) -> None:
+    """The page's own policy lets its one form post to its own site, and the form carries the token."""
+    phone.goto(google_page(page_site, CONNECTED), wait_until="load")
+    assert phone.locator("#google-message").inner_text() == CONNECTED.message
+    with phone.expect_navigation():
+        phone.locator("#google-disconnect").tap()
+    assert page_site.posts == [("/f/tok/google/disconnect", "csrf=c5rf-t0ken")]
+    assert stayed_on_loopback(phone) == []
+
+
+def test_connect_is_a_plain_link(phone: Any, page_site: PageSite) -> None:
+    phone.goto(google_page(page_site, CONNECT), wait_until="load")
+    link = phone.locator("#google-connect-button")
+    assert link.evaluate("e => e.tagName") == "A" and link.get_attribute("href") == "/f/tok/google"
+    assert phone.locator("form").count() == 0

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from reminders import CarePlan, Clinic, PlanOptions, make_plan
 
 ICS_URL = "https://clinic.example/feed/k3yS3cr3t/care.ics"
 WEBCAL_URL = "webcal://clinic.example/feed/k3yS3cr3t/care.ics"
+TODAY = date(2026, 11, 24)  # the treatment day of the plans below, in their zone
 
 
 @pytest.fixture

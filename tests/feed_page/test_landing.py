@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import datetime
+from datetime import date, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -12,13 +12,14 @@ import pytest
 from calendars.feeds.landing import render_landing_page
 from reminders import CarePlan, InputError, PlanOptions, make_plan
 
-from .conftest import ICS_URL, WEBCAL_URL
+from .conftest import ICS_URL, TODAY, WEBCAL_URL
 from .pagetools import ParsedPage, parse_page
 
-SUBSCRIBE_SERVICES = ("https://calendar.google.com/", "https://outlook.live.com/")
+SUBSCRIBE_SERVICES = ("https://calendar.google.com/", "https://outlook.live.com/", "https://outlook.office.com/")
 
 
 def render(plan: CarePlan, **kwargs: object) -> str:
+    kwargs.setdefault("today", TODAY)
     return render_landing_page(plan, ics_url=ICS_URL, webcal_url=WEBCAL_URL, **kwargs)  # type: ignore[arg-type]
 
 
@@ -87,7 +88,9 @@ def test_subscribe_links_carry_the_feed(plan: CarePlan) -> None:
 
 def test_download_link_keeps_an_existing_query(plan: CarePlan) -> None:
     ics = "https://clinic.example/feed.ics?token=a%20b&x=1"
-    page = parse_page(render_landing_page(plan, ics_url=ics, webcal_url="webcals://clinic.example/feed.ics?token=a"))
+    page = parse_page(
+        render_landing_page(plan, ics_url=ics, webcal_url="webcals://clinic.example/feed.ics?token=a", today=TODAY)
+    )
     assert page.by_id("download").attrs["href"] == ics + "&download=1"
     assert parse_qs(urlsplit(page.by_id("outlook").attrs["href"] or "").query)["url"] == [ics]
     assert parse_qs(urlsplit(page.by_id("google").attrs["href"] or "").query)["cid"] == [
@@ -99,7 +102,7 @@ def test_alerts_note_covers_apple_and_google(plan: CarePlan) -> None:
     text = parse_page(render(plan)).text
     assert "Remove Alerts" in text
     assert "Google Calendar" in text and "ignores the alerts of subscribed calendars" in text
-    assert "notification" in text
+    assert "ask the clinic to send the reminders to your Google Calendar directly" in text
 
 
 def test_timeline_lists_every_reminder_in_its_zone(plan: CarePlan) -> None:
@@ -145,7 +148,7 @@ def test_everything_is_escaped(plan: CarePlan) -> None:
         ),
     )
     ics = "https://clinic.example/f.ics?a=\"><script>x</script>&b='1'"
-    markup = render_landing_page(hostile, ics_url=ics, webcal_url="webcal://clinic.example/f.ics")
+    markup = render_landing_page(hostile, ics_url=ics, webcal_url="webcal://clinic.example/f.ics", today=TODAY)
     page = parse_page(markup)
     assert not page.find("script") and not page.find("b") and not page.find("i")
     assert not any(name.startswith("on") for e in page.elements for name in e.attrs)
@@ -170,7 +173,7 @@ def test_everything_is_escaped(plan: CarePlan) -> None:
 )
 def test_refuses_urls_that_are_not_feed_links(plan: CarePlan, ics_url: str, webcal_url: str) -> None:
     with pytest.raises(InputError, match="must be an absolute"):
-        render_landing_page(plan, ics_url=ics_url, webcal_url=webcal_url)
+        render_landing_page(plan, ics_url=ics_url, webcal_url=webcal_url, today=TODAY)
 
 
 def test_no_patient_name_unless_given(plan: CarePlan, named_plan: CarePlan) -> None:
@@ -214,12 +217,10 @@ def test_lead_names_the_first_and_last_day(plan: CarePlan) -> None:
     last = max(max(timed_days).toordinal(), *all_day_last)
     assert f"from Tue 24 Nov 2026 to {_label(last)};" in lead
     assert f"{len(plan.reminders)} reminders" in lead
-    assert f"{sum(1 for r in plan.reminders if r.alarm_text)} of them ring" in lead
+    assert f"{sum(1 for r in plan.reminders if r.alarm_text)} of them come with an alert" in lead
 
 
 def _label(ordinal: int) -> str:
-    from datetime import date
-
     day = date.fromordinal(ordinal)
     return f"{day:%a} {day.day} {day:%b %Y}"
 
