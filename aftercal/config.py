@@ -23,7 +23,7 @@ import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from calendars.gcal_auth import CONFIG_ENV, config_dir
@@ -31,6 +31,10 @@ from calendars.http import check_base_url
 from reminders.errors import InputError, OutputError
 from reminders.files import read_bounded_text, write_atomic
 from reminders.schedule import DEFAULT_QUIET, parse_clock, parse_quiet_hours
+
+if TYPE_CHECKING:
+    from calendars.gcal_web import WebClient
+
 
 __all__ = [
     "CONFIG_FILE_ENV",
@@ -73,6 +77,15 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "credentials": ("google_credentials", "path"),
         "api_endpoint": ("google_api_endpoint", "url"),
         "no_auth": ("google_no_auth", "bool"),
+    },
+    # Patients connect their own Google Calendar from their page (a "Web application" OAuth
+    # client; its secret stays in its own file). The endpoints are overridable for tests.
+    "google_web": {
+        "client_secrets": ("google_web_client_secrets", "path"),
+        "auth_uri": ("google_web_auth_uri", "url"),
+        "token_uri": ("google_web_token_uri", "url"),
+        "revoke_uri": ("google_web_revoke_uri", "url"),
+        "api_endpoint": ("google_web_api_endpoint", "url"),
     },
 }
 _EXPECTED = {
@@ -156,6 +169,11 @@ class ClinicConfig:
     google_credentials: Path | None = None
     google_api_endpoint: str | None = None
     google_no_auth: bool | None = None
+    google_web_client_secrets: Path | None = None
+    google_web_auth_uri: str | None = None
+    google_web_token_uri: str | None = None
+    google_web_revoke_uri: str | None = None
+    google_web_api_endpoint: str | None = None
 
     def value(self, section: str, key: str) -> str | bool | Path | None:
         """The value of `[section] key` (None: not set in the file); a KeyError for an unknown key."""
@@ -176,6 +194,20 @@ class ClinicConfig:
     def secret(self) -> bytes | None:
         """The clinic secret (None when it has not been created: `aftercal init` does)."""
         return read_secret(self.secret_path)
+
+    def google_web_client(self) -> WebClient | None:
+        """The OAuth web client through which patients connect their Google Calendar (None: not set up)."""
+        if self.google_web_client_secrets is None:
+            return None
+        from calendars.gcal_web import load_web_client
+
+        return load_web_client(
+            self.google_web_client_secrets,
+            auth_uri=self.google_web_auth_uri,
+            token_uri=self.google_web_token_uri,
+            revoke_uri=self.google_web_revoke_uri,
+            api_endpoint=self.google_web_api_endpoint,
+        )
 
 
 def _secret_location(config_file: Path) -> tuple[Path, str]:
@@ -499,6 +531,17 @@ db = {json.dumps(db, ensure_ascii=False)}
 # (as --no-auth, only for an endpoint on this machine: tests).
 # api_endpoint = "http://127.0.0.1:8000/"
 # no_auth = false
+
+[google_web]
+# Patients connect their own Google Calendar from their page, so that reminders ring on Android:
+# the JSON file of a "Web application" OAuth client (Google Cloud console), whose authorized
+# redirect URI is <[feeds] base_url>/oauth/google/callback. Its secret stays in that file.
+# client_secrets = "google-web-client.json"
+# Google's endpoints (the defaults are Google's), overridable for tests:
+# auth_uri = "https://accounts.google.com/o/oauth2/v2/auth"
+# token_uri = "https://oauth2.googleapis.com/token"
+# revoke_uri = "https://oauth2.googleapis.com/revoke"
+# api_endpoint = "https://www.googleapis.com/"
 """
 
 

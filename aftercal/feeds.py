@@ -26,6 +26,7 @@ from reminders.schedule import DEFAULT_MORNING, DEFAULT_QUIET, get_patient_zone,
 if TYPE_CHECKING:
     from calendars.feeds.app import FeedLinks
     from calendars.feeds.store import ChannelState, Store, StoredOptions, Treatment
+    from calendars.gcal_web import WebClient
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -317,6 +318,7 @@ def serve_feeds(
     on_listening: Callable[[str, str], None] | None = None,
     on_empty: Callable[[str], None] | None = None,
     secret: bytes | None = None,
+    google_web: WebClient | None = None,
 ) -> None:
     """Serve every stored treatment's feed and page under uvicorn until SIGINT/SIGTERM.
 
@@ -358,4 +360,5 @@ def serve_feeds(
         max_connections=max_connections,
         header_timeout=header_timeout,
         db_timeout=db_timeout,
+        google_web=google_web,
     )

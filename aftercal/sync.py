@@ -27,12 +27,14 @@ from aftercal.feeds import opened_store
 from aftercal.plans import now_stamp
 from aftercal.publishing import connect_caldav, connect_google
 from calendars.base import JobResult, PublishJob, SyncSummary
-from reminders.errors import AftercalError, InputError
+from reminders.errors import AftercalError, AuthError, InputError, NotFoundError
 
 if TYPE_CHECKING:  # the store (and its database drivers) loads only when a sync runs
     from calendars.feeds.store import ChannelState, Store, Treatment
+    from calendars.gcal_web import WebClient
 
-CHANNELS = ("caldav", "google")  # where a treatment's events may go besides its feed
+CHANNELS = ("caldav", "google")  # where the clinic pushes a treatment's events besides its feed
+PATIENT_GOOGLE = "patient_google"  # the patient's own Google Calendar, connected from their page
 
 # Treatments a worker claims and pushes at a time: several workers share a backlog, and each push
 # still shares one CalDAV listing / Google batch across them.
@@ -48,6 +50,7 @@ class ChannelOutcome:
     removal: bool  # the treatment's events were being removed (cancelled or forgotten)
     summary: SyncSummary | None = None
     error: str | None = None
+    note: str | None = None  # instead of the summary (a channel the patient disconnected)
 
     @property
     def ok(self) -> bool:
@@ -57,6 +60,8 @@ class ChannelOutcome:
         what = "removed" if self.removal else "in line"
         if self.error is not None:
             return f"{self.treatment_id} {self.channel}: pending: {self.error}"
+        if self.note is not None:
+            return f"{self.treatment_id} {self.channel}: {self.note}"
         assert self.summary is not None
         return f"{self.treatment_id} {self.channel}: {what} ({self.summary.line()})"
 
@@ -117,6 +122,7 @@ def sync_store(
     everything: bool = False,
     worker: str | None = None,
     on_outcome: Callable[[ChannelOutcome], None] | None = None,
+    google_web: WebClient | None = None,
 ) -> SyncReport:
     """Bring the channels of every treatment that is not in line (or of `treatment_ids`) in line.
 
@@ -144,7 +150,7 @@ def sync_store(
                         continue
                     claimed.append(treatment)
                 report.looked_at += len(page)
-                _sync_page(store, claimed, everything, report, on_outcome)
+                _sync_page(store, claimed, everything, report, on_outcome, google_web)
             finally:
                 for treatment in claimed:
                     store.release(treatment.pk, worker)
@@ -179,6 +185,7 @@ def _sync_page(
     everything: bool,
     report: SyncReport,
     on_outcome: Callable[[ChannelOutcome], None] | None,
+    google_web: WebClient | None,
 ) -> None:
     """Push every channel of these (claimed) treatments that needs it, grouped by target."""
     groups: dict[tuple[str, str], list[_Work]] = {}
@@ -198,10 +205,10 @@ def _sync_page(
                 if on_outcome is not None:
                     on_outcome(outcome)
                 continue
-            key = (state.channel, _target_key(state))
+            key = (state.channel, _target_key(state, treatment.pk))
             groups.setdefault(key, []).append(_Work(treatment, state, job))
     for (channel, _key), works in groups.items():
-        results = _push(channel, works[0].state.target, [work.job for work in works])
+        results = _push(channel, works, store, google_web)
         for work, result in zip(works, results, strict=True):
             outcome = _record(store, work, result)
             report.outcomes.append(outcome)
@@ -241,13 +248,19 @@ def _job(treatment: Treatment, state: ChannelState) -> PublishJob:
     return PublishJob.publish(treatment.plan(), calendar, legacy=legacy)
 
 
-def _target_key(state: ChannelState) -> str:
-    return repr(sorted(state.target.items()))
+def _target_key(state: ChannelState, treatment_pk: int) -> str:
+    # A patient's own calendar is reached with that patient's own grant: one target each.
+    owner = f"{treatment_pk}:" if state.channel == PATIENT_GOOGLE else ""
+    return owner + repr(sorted(state.target.items()))
 
 
-def _push(channel: str, target: dict[str, Any], jobs: list[PublishJob]) -> list[JobResult]:
-    """Publish `jobs` to one target; an error that stops the whole target fails each job."""
+def _push(channel: str, works: list[_Work], store: Store, google_web: WebClient | None) -> list[JobResult]:
+    """Publish the works' jobs to their one target; an error that stops the target fails each job."""
+    target = works[0].state.target
+    jobs = [work.job for work in works]
     try:
+        if channel == PATIENT_GOOGLE:
+            return _push_patient(works[0], store, google_web)
         if channel == "caldav":
             from calendars.caldav import CalDavBatchPublisher
 
@@ -268,9 +281,36 @@ def _push(channel: str, target: dict[str, Any], jobs: list[PublishJob]) -> list[
         return [JobResult(job.label, error=exc) for job in jobs]
 
 
+def _push_patient(work: _Work, store: Store, google_web: WebClient | None) -> list[JobResult]:
+    """A patient's own Google Calendar, on the grant they gave from their page."""
+    from calendars.feeds.connect import channel_context
+    from calendars.gcal_web import delete_calendar, patient_publisher, revoke
+
+    if google_web is None:
+        raise InputError("patients' Google calendars need [google_web] client_secrets in the config file")
+    if not work.state.credentials:
+        raise AuthError("no stored grant for the patient's Google Calendar")
+    refresh = store.unseal(work.state.credentials, channel_context(work.treatment.pk))
+    calendar_id = str(work.state.target.get("calendar_id") or "")
+    with patient_publisher(google_web, refresh, calendar_id=calendar_id) as client:
+        results = client.publish_jobs([work.job])
+        if work.treatment.forgetting and results[0].error is None:
+            # Forgotten: nothing of the treatment stays in the patient's account, not even the grant.
+            delete_calendar(client, calendar_id)
+            revoke(google_web, refresh)
+        return results
+
+
 def _record(store: Store, work: _Work, result: JobResult) -> ChannelOutcome:
     treatment, state = work.treatment, work.state
     removal = not treatment.active
+    if state.channel == PATIENT_GOOGLE and isinstance(result.error, AuthError | NotFoundError):
+        # The patient took the access back (or deleted the calendar) in their Google account:
+        # say so, never retry; they can connect again from their page.
+        what = "grants access" if isinstance(result.error, AuthError) else "has the Aftercare calendar"
+        reason = f"disconnected: the patient's Google account no longer {what}"
+        store.mark_disconnected(treatment.pk, state.channel, reason)
+        return ChannelOutcome(treatment.treatment_id, state.channel, removal, summary=SyncSummary(), note=reason)
     if result.error is not None:
         message = str(result.error).splitlines()[0] if str(result.error) else type(result.error).__name__
         store.mark_failed(treatment.pk, state.channel, message)

@@ -1032,7 +1032,6 @@ def connect(
     Credentials as calendars.gcal_auth.load_credentials finds them; `no_auth` sends none and is
     refused unless the endpoint is on loopback (calendars.http.is_loopback).
     """
-    from googleapiclient.discovery import build
 
     base = normalize_endpoint(api_endpoint)
     credentials: Credentials | None = None
@@ -1045,6 +1044,31 @@ def connect(
         credentials = load_credentials(credentials_file, scopes or [SCOPE_EVENTS])
         from_store = credentials_file is None and key_file_from_env() is None
         http = authorized_http(credentials)
+    publisher = _publisher(base, http, credentials, calendar_id=calendar_id, batch_size=batch_size, retry=retry)
+    if from_store and credentials is not None:
+        publisher.stored_token = credentials.token
+    return publisher
+
+
+def publisher_for(
+    credentials: Credentials,
+    *,
+    api_endpoint: str | None = None,
+    calendar_id: str = "primary",
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> GooglePublisher:
+    """A publisher on given credentials (a patient's own grant: calendars.gcal_web)."""
+    base = normalize_endpoint(api_endpoint)
+    return _publisher(
+        base, authorized_http(credentials), credentials, calendar_id=calendar_id, batch_size=BATCH_SIZE, retry=retry
+    )
+
+
+def _publisher(
+    base: str, http: Any, credentials: Credentials | None, *, calendar_id: str, batch_size: int, retry: RetryPolicy
+) -> GooglePublisher:
+    from googleapiclient.discovery import build
+
     service = build(
         "calendar",
         "v3",
@@ -1053,7 +1077,7 @@ def connect(
         static_discovery=True,
         cache_discovery=False,
     )
-    publisher = GooglePublisher(
+    return GooglePublisher(
         service,
         calendar_id=calendar_id,
         batch_uri=base + "batch/calendar/v3",
@@ -1061,9 +1085,6 @@ def connect(
         retry=retry,
         credentials=credentials,
     )
-    if from_store and credentials is not None:
-        publisher.stored_token = credentials.token
-    return publisher
 
 
 # Conformance with calendars.base, checked by mypy.

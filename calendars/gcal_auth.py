@@ -199,7 +199,7 @@ def load_credentials(credentials_file: Path | None, scopes: list[str]) -> AnyCre
     except (ValueError, KeyError, AttributeError, TypeError, UnicodeDecodeError, OSError):
         raise AuthError(f"{path} is not a valid token: run `aftercal google login` again") from None
     if not credentials.valid:
-        _refresh(credentials)
+        refresh_credentials(credentials)
         save_token(credentials)
     return credentials
 
@@ -244,7 +244,7 @@ def _credentials_from_file(source: Path, scopes: list[str]) -> AnyCredentials:
     raise InputError(f"{source}: expected a service_account or authorized_user key file, found type {kind!r}")
 
 
-def _refresh(credentials: AnyCredentials) -> None:
+def refresh_credentials(credentials: AnyCredentials) -> None:
     import google.auth.exceptions
     import google_auth_httplib2  # type: ignore[import-untyped]
 

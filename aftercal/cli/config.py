@@ -61,6 +61,8 @@ def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[
 
 def _options_for(root: Any, section: str, key: str) -> Iterator[tuple[tuple[str, ...], Any]]:
     """(command path, option) of every option that `[section] key` gives its default to."""
+    if (section, key) not in SETTING_OPTIONS:  # read by the library itself ([google_web])
+        return
     name, only = SETTING_OPTIONS[(section, key)]
     for path, command in _commands(root):
         if only is not None and path[-1] != only:

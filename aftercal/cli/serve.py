@@ -85,4 +85,5 @@ def serve(
         db, host=host, port=port, base_url=base_url, cancelled_days=cancelled_days, log_level=log_level,
         max_connections=max_connections, header_timeout=header_timeout, db_timeout=db_timeout,
         on_listening=listening, on_empty=empty, secret=current_config().secret(),
+        google_web=current_config().google_web_client(),
     )  # fmt: skip

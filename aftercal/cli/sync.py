@@ -45,6 +45,7 @@ def sync_command(
         treatment_ids=treatment_ids,
         everything=everything,
         on_outcome=lambda outcome: typer.echo(outcome.line(), err=not outcome.ok),
+        google_web=current_config().google_web_client(),
     )
     for treatment_id in report.forgotten:
         typer.echo(f"{treatment_id}: forgotten; nothing of it is left")

@@ -102,7 +102,9 @@ def _channel_settings(config: ClinicConfig, channel: str) -> dict[str, Any]:
 
 def push_now(treatment_id: str, db: str | None, secret: bytes | None) -> None:
     """Bring the treatment's channels in line now; exit 1, saying what is pending, if one failed."""
-    report = sync.sync_store(db=db, secret=secret, treatment_ids=[treatment_id])
+    report = sync.sync_store(
+        db=db, secret=secret, treatment_ids=[treatment_id], google_web=current_config().google_web_client()
+    )
     for outcome in report.outcomes:
         typer.echo(outcome.line(), err=not outcome.ok)
     if report.busy:
@@ -372,6 +374,8 @@ def treatments_show(treatment_id: TreatmentIdArg, db: DbOpt = None) -> None:
 
 
 def _target_text(channel: str, target: dict[str, Any]) -> str:
+    if channel == sync.PATIENT_GOOGLE:
+        return "the patient's own Google Calendar ('Aftercare'), connected from their page"
     if channel == "caldav":
         return f"calendar {target.get('calendar')!r} of {target.get('user')} at {target.get('url')}"
     return f"calendar {target.get('calendar_id')}" + (
@@ -381,6 +385,8 @@ def _target_text(channel: str, target: dict[str, Any]) -> str:
 
 def _channel_text(treatment: Treatment, channel: Any) -> str:
     when = f" {channel.last_synced_at:%Y-%m-%d %H:%M} UTC" if channel.last_synced_at else ""
+    if channel.disconnected_at is not None:
+        return f"disconnected {channel.disconnected_at:%Y-%m-%d %H:%M} UTC: {channel.last_error} (no longer pushed)"
     if channel.in_line(treatment):
         what = "events removed" if treatment.status != "active" else f"revision {channel.synced_revision}"
         return f"in line ({what}; confirmed{when})"
@@ -449,7 +455,7 @@ def treatments_purge(
         return
     ids = [treatment.treatment_id for treatment in ended]
     feeds.forget_treatments(ids, db=db, secret=secret)
-    report = sync.sync_store(db=db, secret=secret, treatment_ids=ids)
+    report = sync.sync_store(db=db, secret=secret, treatment_ids=ids, google_web=current_config().google_web_client())
     for outcome in report.failed:
         typer.echo(outcome.line(), err=True)
     left = feeds.stored_ids(ids, db=db, secret=secret)

@@ -62,6 +62,9 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
+    from calendars.feeds.connect import GoogleConnect
+    from calendars.gcal_web import WebClient
+
 CANCELLED_FEED_PERIOD = timedelta(days=30)
 # Calendar apps poll on their own schedule (REFRESH-INTERVAL is 12 h); a short max-age keeps a
 # reschedule visible on the next poll, and revalidation is a cheap 304.
@@ -260,6 +263,11 @@ class FeedApp:
         self.clock = clock
         self.date_header = date_header  # the app sends Date (serve turns uvicorn's off)
         self.cache = BodyCache()
+        self.google: GoogleConnect | None = None  # patients connect their Google Calendar (create_app)
+
+    def not_found_page(self) -> Response:
+        """The answer for a page link that is not active (unknown, rotated or revoked alike)."""
+        return _page_not_found()
 
     async def body_for(self, token: str) -> Body | None:
         """The feed body for a token, or None. Blocking work runs in the thread pool, except the
@@ -336,11 +344,24 @@ class FeedApp:
         token = request.path_params["token"]
         body = await self.body_for(token)
         if body is None:
-            return _not_found()
+            return _page_not_found()
         ics_url = f"{self.base(request)}/f/{token}.ics"
+        today = self.clock().astimezone(body.plan.zone).date()  # the patient's date, for the timeline
+        google = None
+        if self.google is not None:  # the patient may connect their own Google Calendar here
+            connect, outcome = self.google, request.query_params.get("google")
+            treatment = await run_in_threadpool(self.store.lookup_token, token)
+            if treatment is None:
+                return _page_not_found()
+            google = await run_in_threadpool(connect.section, token, treatment, outcome)
         html = await run_in_threadpool(
             lambda: render_landing_page(
-                body.plan, ics_url=ics_url, webcal_url=webcal_url(ics_url), cancelled=body.phase != "active"
+                body.plan,
+                ics_url=ics_url,
+                webcal_url=webcal_url(ics_url),
+                today=today,
+                cancelled=body.phase != "active",
+                google=google,
             )
         )
         headers = {**_COMMON_HEADERS, "Cache-Control": "private, no-cache"}
@@ -351,6 +372,16 @@ def _not_found() -> Response:
     from starlette.responses import PlainTextResponse
 
     return PlainTextResponse("Not Found", status_code=404, headers=_COMMON_HEADERS)
+
+
+def _page_not_found() -> Response:
+    """A page link that is not active: a short page for the patient, the same for every reason
+    (unknown, rotated, revoked, forgotten) and after the same lookup; feeds keep the plain 404."""
+    from starlette.responses import HTMLResponse
+
+    from calendars.feeds.landing import inactive_link_page
+
+    return HTMLResponse(inactive_link_page(), status_code=404, headers=_COMMON_HEADERS)
 
 
 def _one_line(exc: Exception) -> str:
@@ -389,11 +420,14 @@ def create_app(
     clock: Clock | None = None,
     db_timeout: float | None = DEFAULT_DB_TIMEOUT,
     date_header: bool = False,
+    google_web: WebClient | None = None,
 ) -> Starlette:
     """The ASGI app for a store (path, postgresql:// URL, or an open Store, which the app then owns).
 
     `db_timeout` bounds every PostgreSQL call of a store the app opens (seconds; None: unbounded);
-    `date_header` makes the app send Date itself (for a server told not to)."""
+    `date_header` makes the app send Date itself (for a server told not to); `google_web`, the
+    clinic's OAuth web client, lets patients connect their own Google Calendar from their page
+    (calendars.feeds.connect)."""
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.middleware import Middleware
@@ -434,12 +468,22 @@ def create_app(
             headers={**_COMMON_HEADERS, "Retry-After": "3600"},
         )
 
+    routes = [
+        Route("/f/{token}.ics", handlers.feed, methods=["GET", "HEAD"]),
+        Route("/f/{token}", handlers.page, methods=["GET", "HEAD"]),
+    ]
+    if google_web is not None:
+        from calendars.feeds.connect import CALLBACK_PATH, GoogleConnect
+
+        connect = handlers.google = GoogleConnect(handlers, google_web)
+        routes += [
+            Route("/f/{token}/google", connect.start, methods=["GET"]),
+            Route("/f/{token}/google/disconnect", connect.disconnect, methods=["POST"]),
+            Route(CALLBACK_PATH, connect.callback, methods=["GET"]),
+        ]
     # Blocking store calls run in Starlette's thread pool, on the store's pooled connections.
     app = Starlette(
-        routes=[
-            Route("/f/{token}.ics", handlers.feed, methods=["GET", "HEAD"]),
-            Route("/f/{token}", handlers.page, methods=["GET", "HEAD"]),
-        ],
+        routes=routes,
         exception_handlers={
             HTTPException: http_error,
             StoreError: store_down,
@@ -464,6 +508,7 @@ def serve(
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     db_timeout: float = DEFAULT_DB_TIMEOUT,
+    google_web: WebClient | None = None,
 ) -> None:
     """Run the feed server under uvicorn until SIGINT/SIGTERM.
 
@@ -472,7 +517,10 @@ def serve(
     ends within `db_timeout` seconds."""
     import uvicorn
 
-    app = create_app(store_url, base_url=base_url, cancelled_for=cancelled_for, db_timeout=db_timeout, date_header=True)
+    app = create_app(
+        store_url, base_url=base_url, cancelled_for=cancelled_for, db_timeout=db_timeout, date_header=True,
+        google_web=google_web,
+    )  # fmt: skip
     bound = connection_budget(max_connections)
     guard = ConnectionGuard(bound, header_timeout)
     config = uvicorn.Config(

@@ -13,11 +13,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -88,11 +92,21 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-def add_treatment(db: Path, base: str, treatment_id: str) -> dict[str, str]:
+ZONE = "America/New_York"
+DAYS_AGO = 4  # the served treatment was 4 days ago: past days to fold, today between key days
+
+
+def days_ago_at_ten(days: int) -> str:
+    """A local start `days` before today in ZONE, at 10:00 (the page folds by the real clock)."""
+    today = datetime.now(ZoneInfo(ZONE)).date()
+    return f"{today - timedelta(days=days):%Y-%m-%d}T10:00"
+
+
+def add_treatment(db: Path, base: str, treatment_id: str, *extra: str, at: str = "2026-11-24T10:00") -> dict[str, str]:
     """`aftercal treatments add`; returns its printed links by label (Feed, Subscribe, Page)."""
     added = aftercal(
-        "treatments", "add", "microneedling", "--at", "2026-11-24T10:00", "--tz", "America/New_York",
-        "--id", treatment_id, "--db", str(db), "--base-url", base, "--no-qr",
+        "treatments", "add", "microneedling", "--at", at, "--tz", ZONE,
+        "--id", treatment_id, "--db", str(db), "--base-url", base, "--no-qr", *extra,
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
     lines = dict(re.findall(r"^(Feed|Subscribe|Page): (\S+)$", added.stdout, flags=re.MULTILINE))
@@ -108,8 +122,10 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium_path: str) -> Iterator[Any]:
+    """One Chromium for this folder's tests, closed when they are done: Playwright's sync API runs
+    an event loop in the main thread until then, which asyncio.run in later tests would hit."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -127,7 +143,8 @@ def feed_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeedSite]:
     db = Path(new_store(folder / "treatments.sqlite3"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    lines = add_treatment(db, base, "T-1")
+    clinic = ("--clinic-name", "Riverside Skin Clinic", "--clinic-phone", "+1 (212) 555-0100")
+    lines = add_treatment(db, base, "T-1", *clinic, at=days_ago_at_ten(DAYS_AGO))
     log = (folder / "serve.log").open("wb")
     process = subprocess.Popen(
         [*AFTERCAL, "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port), "--base-url", base],
@@ -170,3 +187,50 @@ def phone(browser: Any) -> Iterator[Any]:
         yield page
     finally:
         context.close()
+
+
+@dataclass
+class PageSite:
+    """A tiny loopback server for pages rendered in the test: GET serves `pages[path]`, POST is
+    recorded in `posts` as (path, body) and answered with a short page."""
+
+    base: str
+    pages: dict[str, str] = field(default_factory=dict)
+    posts: list[tuple[str, str]] = field(default_factory=list)
+
+
+@pytest.fixture
+def page_site() -> Iterator[PageSite]:
+    site = PageSite(base="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, status: int, text: str) -> None:
+            data = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            page = site.pages.get(self.path)
+            self._answer(200 if page is not None else 404, page or "Not Found")
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            site.posts.append((self.path, self.rfile.read(length).decode()))
+            self._answer(200, "<!DOCTYPE html><title>posted</title><p>posted</p>")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    site.base = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield site
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -163,3 +163,52 @@ def test_an_unreadable_row_stays_pending_and_the_others_go_on(tmp_path: Path) ->
     errors = {outcome.treatment_id: outcome.error or "" for outcome in report.outcomes}
     assert "the stored treatment cannot be read" in errors["T-1"]
     assert "T-2" in errors and "cannot be read" not in errors["T-2"]  # tried: the server is what failed
+
+
+def test_sealed_values_open_only_in_their_place_and_with_the_secret(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    secret = b"\x03" * 32
+    db = new_store(tmp_path / "clinic.db", secret)
+    store = open_store(db, secret=secret)
+    try:
+        sealed = store.seal("1//refresh-token", "channel:1:patient_google")
+        assert "refresh" not in sealed and store.unseal(sealed, "channel:1:patient_google") == "1//refresh-token"
+        with pytest.raises(StoreError, match="cannot be opened"):
+            store.unseal(sealed, "channel:2:patient_google")  # a row copied to another treatment
+        # A state is single-use, expires, and remembers the link and browser it was made for.
+        from aftercal.feeds import add_treatment
+
+        add_treatment("microneedling", FUTURE, "Europe/Madrid", "T-1", db=db, secret=secret)
+        pk = store.get("T-1").pk
+        store.start_oauth("state-1", pk, "link-token", "browser-1", "sealed", timedelta(minutes=10))
+        taken = store.take_oauth("state-1")
+        assert taken is not None and taken.treatment_pk == pk and taken.browser_hash != "browser-1"
+        assert store.take_oauth("state-1") is None  # replayed
+        store.start_oauth("state-2", pk, "link-token", "browser-1", "sealed", timedelta(seconds=-1))
+        assert store.take_oauth("state-2") is None  # expired
+    finally:
+        store.close()
+    unbound = open_store(new_store(tmp_path / "other.db"))
+    try:
+        with pytest.raises(StoreError, match="not bound to a clinic secret"):
+            unbound.seal("x", "y")
+    finally:
+        unbound.close()
+
+
+def test_a_desktop_client_file_is_refused_for_patients(tmp_path: Path) -> None:
+    import json
+
+    from calendars.gcal_web import load_web_client
+    from reminders.errors import InputError
+
+    desktop = tmp_path / "desktop.json"
+    desktop.write_text(json.dumps({"installed": {"client_id": "a", "client_secret": "b"}}))
+    with pytest.raises(InputError, match="'Web application' OAuth client"):
+        load_web_client(desktop)
+    web = tmp_path / "web.json"
+    web.write_text(json.dumps({"web": {"client_id": "a", "client_secret": "s3cr3t-value"}}))
+    client = load_web_client(web, token_uri="http://127.0.0.1:9/token")
+    assert client.client_id == "a" and client.token_uri == "http://127.0.0.1:9/token"
+    assert "s3cr3t" not in repr(client)
