@@ -571,6 +571,7 @@ def init_clinic(config: ClinicConfig, db: str | None = None) -> ClinicInit:
             "--db: leave the password out of the URL (it would show in the process list and the configuration "
             f"file); {_WHERE_SECRETS_LIVE['store']}"
         )
+    feeds.check_store_secret(db, config.secret())  # before anything is written: never a half-done set-up
     created = False
     if not os.path.lexists(config.location):
         if db is None:

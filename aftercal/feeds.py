@@ -50,6 +50,29 @@ def opened_store(db: str | Path | None, secret: bytes | None = None, *, create: 
         store.close()
 
 
+def check_store_secret(db: str | Path | None, secret: bytes | None) -> None:
+    """For `init`: an InputError if the store `db` exists and is bound to another clinic secret
+    than `secret` (None: no secret here yet, so `init` would make a new one that cannot open it)."""
+    from calendars.feeds.store import open_store
+    from reminders.schedule import EventIds
+
+    try:
+        store = open_store(db, create=True, migrate=False)
+    except InputError:  # its folder does not exist yet (init makes it): no store there to check
+        return
+    try:
+        bound = store.clinic_setting("secret_fingerprint") if store.exists() and store.schema_version() >= 3 else None
+        label = store.label
+    finally:
+        store.close()
+    if bound is not None and (secret is None or EventIds(secret).fingerprint != bound):
+        raise InputError(
+            f"the treatment store {label} is bound to another clinic's secret: to set up a new clinic give it its "
+            "own store (`aftercal init --db new.db`); to use this store here, copy the aftercal.secret of the "
+            "machine that made it next to this configuration file first"
+        )
+
+
 def init_store(db: str | Path | None, secret: bytes | None) -> str:
     """Make the treatment store if there is none (SQLite file or PostgreSQL tables) and bind it to
     the clinic `secret` (its events' identifiers are then keyed with it). Returns one line that
@@ -328,6 +351,8 @@ def serve_feeds(
     called once the checks passed, just before the server starts; `on_empty(store)` before that
     if the store holds no treatment yet (every link would answer 404).
     """
+    import uvicorn  # noqa: F401 - the serve extra: missing, the command says so before anything else
+
     from calendars.feeds.app import check_can_listen, serve
     from calendars.feeds.store import open_store
 

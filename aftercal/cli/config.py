@@ -154,7 +154,7 @@ def init(db: DbOpt = None) -> None:
         )
     else:
         typer.echo(f"Kept the clinic secret {done.secret_file}")
-    typer.echo(f"Store: {done.store}")
+    typer.echo(done.store)
     root = f"aftercal --config {done.config_file}" if config.location_source == "--config" else "aftercal"
     typer.echo(
         f"Next: add the clinic's name, phone, web page and feed address (base_url) in {done.config_file}, "

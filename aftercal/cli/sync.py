@@ -6,10 +6,11 @@ from typing import Annotated
 
 import typer
 
-from aftercal import sync
+from aftercal import feeds, sync
 from aftercal.cli.command import sub_app
 from aftercal.cli.common import current_config
 from aftercal.cli.options import DbOpt
+from reminders.errors import InputError
 
 app = sub_app()
 
@@ -39,6 +40,13 @@ def sync_command(
 
         aftercal sync --db clinic.db
     """
+    if treatment_ids:
+        known = set(feeds.stored_ids(treatment_ids, db=db, secret=current_config().secret()))
+        unknown = [treatment_id for treatment_id in treatment_ids if treatment_id not in known]
+        if unknown:
+            raise InputError(
+                f"no treatment {', '.join(map(repr, unknown))} in the store (see `aftercal treatments list`)"
+            )
     report = sync.sync_store(
         db=db,
         secret=current_config().secret(),

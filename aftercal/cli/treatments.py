@@ -79,8 +79,8 @@ def _print_links(link: feeds.NewLink, base_url: str, *, qr: Path | None, show_qr
         feeds.write_qr(links.page, qr)
         typer.echo(f"Wrote the QR code of the page link to {qr}", err=True)
     typer.echo(
-        f"Give these links to the patient now: the store keeps only a hash of them. "
-        f"`aftercal treatments link {link.treatment.treatment_id} --rotate` makes new ones.",
+        f"Give these links to the patient now: the store keeps only a hash of them "
+        f"(`aftercal treatments link {link.treatment.treatment_id} --new` makes another one later).",
         err=True,
     )
 
@@ -415,7 +415,7 @@ def treatments_forget(treatment_id: TreatmentIdArg, db: DbOpt = None) -> None:
         typer.echo(f"{treatment_id}: nothing stored (already forgotten, or never added).")
         return
     if forgetting.kept is None:
-        typer.echo(f"Forgot {treatment_id}: its links answer 404 and its row, with the patient's name, is deleted.")
+        typer.echo(f"Forgot {treatment_id}: its links answer 404 and its row is deleted; nothing of it is left.")
         return
     typer.echo(f"Forgot {treatment_id}: its links answer 404 and the patient's name is erased; removing its events.")
     push_now(treatment_id, db, secret)

@@ -933,6 +933,11 @@ class Store:
             plan = moved.plan()  # validates start and zone
             return {"start_local": _normal_start(start_local, plan), "zone": plan.zone.key}
 
+        current = self.get(treatment_id)
+        if not current.cancelled and not current.forgetting:
+            same = apply(current, current.updated_at)
+            if same == {"start_local": current.start_local, "zone": current.zone}:
+                return current  # already there: no new revision, nothing for calendars to fetch again
         return self._change(treatment_id, apply, bump=True)
 
     def cancel(self, treatment_id: str) -> Treatment:

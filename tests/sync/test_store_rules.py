@@ -212,3 +212,22 @@ def test_a_desktop_client_file_is_refused_for_patients(tmp_path: Path) -> None:
     client = load_web_client(web, token_uri="http://127.0.0.1:9/token")
     assert client.client_id == "a" and client.token_uri == "http://127.0.0.1:9/token"
     assert "s3cr3t" not in repr(client)
+
+
+def test_init_refuses_a_store_of_another_clinic_before_writing_anything(tmp_path: Path) -> None:
+    db = new_store(tmp_path / "clinic.db", b"\x05" * 32)
+    other = tmp_path / "other" / "x.toml"
+    other.parent.mkdir()
+    result = CliRunner().invoke(app, ["--config", str(other), "init", "--db", db])
+    assert result.exit_code == 2 and "bound to another clinic's secret" in result.stderr, result.output
+    assert list(other.parent.iterdir()) == []  # no config file, no new secret left behind
+
+
+def test_sync_of_an_unknown_id_is_an_error_and_a_same_time_reschedule_changes_nothing(tmp_path: Path) -> None:
+    db = new_store(tmp_path / "clinic.db")
+    assert CliRunner().invoke(app, [*ADD, "--db", db]).exit_code == 0
+    typo = CliRunner().invoke(app, ["sync", "--id", "T-4712", "--db", db])
+    assert typo.exit_code == 2 and "no treatment 'T-4712'" in typo.stderr
+    for _ in range(2):
+        moved = CliRunner().invoke(app, ["treatments", "reschedule", "T-4711", "--at", "2027-03-18T15:00", "--db", db])
+        assert moved.exit_code == 0 and "SEQUENCE 1" in moved.stdout  # the second one is no new revision
