@@ -85,9 +85,16 @@ def zone_component(zone: zoneinfo.ZoneInfo) -> Timezone:
     return component
 
 
-@functools.cache
+# Bounded, and larger than the ~600 zones tzdata has: keys that are no zone raise and are not
+# cached, so every zone stays built once (13 ms on average, 740 KB for all of them). Not keyed
+# by tzdata version: zoneinfo keeps its ZoneInfo objects for the life of the process too, and
+# every build is checked against them.
+@functools.lru_cache(maxsize=1024)
 def zone_ical(key: str) -> bytes:
-    """The canonical VTIMEZONE of zone `key` as iCalendar bytes (cached per zone)."""
+    """The canonical VTIMEZONE of zone `key` as iCalendar bytes (built once per zone).
+
+    calendars/ics.py writes these very bytes into every file that names the zone.
+    """
     zone = zoneinfo.ZoneInfo(key)
     base, onsets = _transitions(key)
     _check_against_zoneinfo(zone, base, onsets)
