@@ -3,7 +3,8 @@
 Each function opens the treatment store (a file path, a postgresql:// URL, or None for
 clinic.db in the user data folder), does one thing and closes it. A store must exist: `init_store`
 makes one (a mistyped path is an error, never a new empty store). `secret` is the clinic secret
-(None: the one in aftercal's config folder, if any); a store bound to one needs it. A link's token
+(None: there is none; not given: the one of aftercal's default configuration, if any); a store
+bound to one needs it. A link's token
 exists in clear only in what `add_treatment`, `rotate_link` and `new_link` return. Nothing here
 prints. Pushing a treatment's changes to its CalDAV and Google channels is `aftercal.sync`.
 """
@@ -31,19 +32,32 @@ if TYPE_CHECKING:
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
-def default_secret() -> bytes | None:
-    """The clinic secret in aftercal's default config folder ($AFTERCAL_SECRET_FILE), if there is one."""
+class _FromConfig:
+    """`secret` not given: the one of aftercal's default configuration, if any."""
+
+    def __repr__(self) -> str:
+        return "FROM_CONFIG"
+
+
+FROM_CONFIG = _FromConfig()
+Secret = bytes | None | _FromConfig  # None: this clinic has no secret
+
+
+def clinic_secret(secret: Secret) -> bytes | None:
+    """`secret` itself, or (FROM_CONFIG) the clinic secret of the default configuration."""
+    if not isinstance(secret, _FromConfig):
+        return secret
     from aftercal.config import load_config
 
     return load_config().secret()
 
 
 @contextmanager
-def opened_store(db: str | Path | None, secret: bytes | None = None, *, create: bool = False) -> Iterator[Store]:
+def opened_store(db: str | Path | None, secret: Secret = FROM_CONFIG, *, create: bool = False) -> Iterator[Store]:
     """The store `db` for the duration of a `with` block (it must exist unless `create`)."""
     from calendars.feeds.store import open_store
 
-    store = open_store(db, create=create, secret=secret if secret is not None else default_secret())
+    store = open_store(db, create=create, secret=clinic_secret(secret))
     try:
         yield store
     finally:
@@ -146,7 +160,7 @@ def add_treatment(
     db: str | Path | None = None,
     allow_fixed_zone: bool = False,
     channels: Sequence[tuple[str, dict[str, Any]]] = (),
-    secret: bytes | None = None,
+    secret: Secret = FROM_CONFIG,
 ) -> NewLink:
     """Store a treatment (its protocol's text included, so its feed never reads files) and the
     channels it is pushed to, as (name, target) pairs (see `aftercal.sync.channel_target`);
@@ -162,7 +176,7 @@ def add_treatment(
 
 
 def list_treatments(
-    *, db: str | Path | None = None, check: bool = False, secret: bytes | None = None
+    *, db: str | Path | None = None, check: bool = False, secret: Secret = FROM_CONFIG
 ) -> list[Treatment]:
     """Every stored treatment. A row that cannot be read has `problem` set instead of failing the
     list; with `check`, so does one whose feed would not render (its link answers 503)."""
@@ -170,7 +184,7 @@ def list_treatments(
         return store.list(check=check)
 
 
-def get_treatment(treatment_id: str, *, db: str | Path | None = None, secret: bytes | None = None) -> Treatment:
+def get_treatment(treatment_id: str, *, db: str | Path | None = None, secret: Secret = FROM_CONFIG) -> Treatment:
     """One stored treatment (its link state, never its token)."""
     with opened_store(db, secret) as store:
         return store.get(treatment_id)
@@ -183,7 +197,7 @@ def reschedule_treatment(
     *,
     db: str | Path | None = None,
     allow_fixed_zone: bool = False,
-    secret: bytes | None = None,
+    secret: Secret = FROM_CONFIG,
 ) -> Treatment:
     """Move a treatment (and, with `tz`, to another zone): same UIDs, SEQUENCE one higher."""
     if tz is not None:
@@ -192,20 +206,20 @@ def reschedule_treatment(
         return store.reschedule(treatment_id, at, tz, allow_fixed_zone=allow_fixed_zone)
 
 
-def cancel_treatment(treatment_id: str, *, db: str | Path | None = None, secret: bytes | None = None) -> Treatment:
+def cancel_treatment(treatment_id: str, *, db: str | Path | None = None, secret: Secret = FROM_CONFIG) -> Treatment:
     """Cancel a treatment: its feed shows cancelled events for a while, then none."""
     with opened_store(db, secret) as store:
         return store.cancel(treatment_id)
 
 
-def rotate_link(treatment_id: str, *, db: str | Path | None = None, secret: bytes | None = None) -> NewLink:
+def rotate_link(treatment_id: str, *, db: str | Path | None = None, secret: Secret = FROM_CONFIG) -> NewLink:
     """A new link for a treatment; the old one stops working at once."""
     with opened_store(db, secret) as store:
         treatment, token = store.rotate_link(treatment_id)
         return NewLink(treatment, token)
 
 
-def new_link(treatment_id: str, *, db: str | Path | None = None, secret: bytes | None = None) -> NewLink:
+def new_link(treatment_id: str, *, db: str | Path | None = None, secret: Secret = FROM_CONFIG) -> NewLink:
     """Another link for a treatment; the ones it already has keep working."""
     with opened_store(db, secret) as store:
         treatment, token = store.new_link(treatment_id)
@@ -221,7 +235,7 @@ class Forgetting:
     kept: Treatment | None
 
 
-def forget_treatment(treatment_id: str, *, db: str | Path | None = None, secret: bytes | None = None) -> Forgetting:
+def forget_treatment(treatment_id: str, *, db: str | Path | None = None, secret: Secret = FROM_CONFIG) -> Forgetting:
     """Switch a treatment's links off and erase the patient's name at once; its row goes once its
     channels confirmed its events removed (`aftercal.sync.sync_store` does that; at once when it
     has no channel). Safe to repeat."""
@@ -231,20 +245,22 @@ def forget_treatment(treatment_id: str, *, db: str | Path | None = None, secret:
 
 
 def forget_treatments(
-    treatment_ids: Sequence[str], *, db: str | Path | None = None, secret: bytes | None = None
+    treatment_ids: Sequence[str], *, db: str | Path | None = None, secret: Secret = FROM_CONFIG
 ) -> list[str]:
     """`forget_treatment` for each; returns the ids whose rows wait for a channel's removal."""
     with opened_store(db, secret) as store:
         return [tid for tid in treatment_ids if store.forget(tid) is not None]
 
 
-def stored_ids(treatment_ids: Sequence[str], *, db: str | Path | None = None, secret: bytes | None = None) -> list[str]:
+def stored_ids(
+    treatment_ids: Sequence[str], *, db: str | Path | None = None, secret: Secret = FROM_CONFIG
+) -> list[str]:
     """Which of these treatments the store still holds."""
     with opened_store(db, secret) as store:
         return [tid for tid in treatment_ids if store.find(tid) is not None]
 
 
-def ended_before(day: date, *, db: str | Path | None = None, secret: bytes | None = None) -> list[Treatment]:
+def ended_before(day: date, *, db: str | Path | None = None, secret: Secret = FROM_CONFIG) -> list[Treatment]:
     """The treatments whose aftercare ended (last reminder day, or cancellation) before `day`."""
     with opened_store(db, secret) as store:
         return [t for t in store.list() if t.problem is None and t.ends_on() < day]
@@ -258,19 +274,13 @@ class TreatmentState:
     channels: list[ChannelState]
 
 
-def treatment_state(treatment_id: str, *, db: str | Path | None = None, secret: bytes | None = None) -> TreatmentState:
+def treatment_state(treatment_id: str, *, db: str | Path | None = None, secret: Secret = FROM_CONFIG) -> TreatmentState:
     with opened_store(db, secret) as store:
         treatment = store.get(treatment_id)
         return TreatmentState(treatment, store.channels(treatment.pk))
 
 
-def store_size(*, db: str | Path | None = None, secret: bytes | None = None) -> int:
-    """How many treatments the store holds."""
-    with opened_store(db, secret) as store:
-        return store.count()
-
-
-def revoke_link(treatment_id: str, *, db: str | Path | None = None, secret: bytes | None = None) -> Treatment:
+def revoke_link(treatment_id: str, *, db: str | Path | None = None, secret: Secret = FROM_CONFIG) -> Treatment:
     """Switch a treatment's link off (404) until `rotate_link`."""
     with opened_store(db, secret) as store:
         return store.revoke_link(treatment_id)
@@ -340,7 +350,7 @@ def serve_feeds(
     db_timeout: float = DEFAULT_DB_TIMEOUT,
     on_listening: Callable[[str, str], None] | None = None,
     on_empty: Callable[[str], None] | None = None,
-    secret: bytes | None = None,
+    secret: Secret = FROM_CONFIG,
     google_web: WebClient | None = None,
 ) -> None:
     """Serve every stored treatment's feed and page under uvicorn until SIGINT/SIGTERM.
@@ -366,7 +376,7 @@ def serve_feeds(
         raise InputError("--db-timeout must be at least 2 seconds (libpq's shortest connect timeout)")
     public = check_base_url(base_url) if base_url else None
     check_can_listen(host, port)
-    store = open_store(db, create=False, timeout=db_timeout, secret=secret if secret is not None else default_secret())
+    store = open_store(db, create=False, timeout=db_timeout, secret=clinic_secret(secret))
     try:
         if on_empty is not None and store.count() == 0:
             on_empty(store.label)

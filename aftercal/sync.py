@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aftercal.feeds import opened_store
+from aftercal.feeds import FROM_CONFIG, Secret, opened_store
 from aftercal.plans import now_stamp
 from aftercal.publishing import connect_caldav, connect_google
 from calendars.base import JobResult, PublishJob, SyncSummary
@@ -117,7 +117,7 @@ def worker_name() -> str:
 def sync_store(
     *,
     db: str | Path | None = None,
-    secret: bytes | None = None,
+    secret: Secret = FROM_CONFIG,
     treatment_ids: Sequence[str] | None = None,
     everything: bool = False,
     worker: str | None = None,

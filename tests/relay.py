@@ -42,13 +42,31 @@ def relay(handler: BaseHTTPRequestHandler, target: SplitResult, body: bytes | No
     send(handler, *fetch(handler, target, body))
 
 
+class LoopbackServer:
+    """A ThreadingHTTPServer for `handler` on a free 127.0.0.1 port, served by a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
 class RecordingProxy:
     """A reverse proxy on 127.0.0.1 in front of `upstream`: passes every request on unchanged
     (after `delay` seconds, to make a race likely) and records its (method, path)."""
 
     def __init__(self, upstream: str, *, delay: float = 0.0) -> None:
         import threading
-        from http.server import ThreadingHTTPServer
         from urllib.parse import urlsplit
 
         self.requests: list[tuple[str, str]] = []
@@ -75,16 +93,8 @@ class RecordingProxy:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.server = LoopbackServer(Handler)
+        self.url = self.server.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.server.close()

@@ -47,6 +47,7 @@ _EXTRA_OF_MODULE = {
     "starlette": "serve",
     "segno": "serve",
     "psycopg": "serve",
+    "cryptography": "serve",
 }
 
 

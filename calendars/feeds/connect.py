@@ -84,6 +84,8 @@ class GoogleConnect:
         message = {
             "connected": "Connected: your reminders are in the 'Aftercare' calendar of your Google account.",
             "disconnected": "Disconnected: the 'Aftercare' calendar was removed from your Google account.",
+            "disconnected-partly": "Disconnected here, but Google did not confirm the removal: delete the 'Aftercare' "
+            "calendar in Google Calendar and remove this app's access in your Google account.",
             "denied": "Google Calendar was not connected (access was not allowed).",
             "failed": "Google Calendar could not be connected. Please try again later.",
             "expired": "That sign-in took too long or was already used. Please try again.",
@@ -187,31 +189,32 @@ class GoogleConnect:
         if not self._same_origin(request) or not hmac.compare_digest(given, self.csrf_token(link_token)):
             return PlainTextResponse("Forbidden", status_code=403, headers=_NO_STORE)
         state = {state.channel: state for state in self.store.channels(treatment.pk)}.get(CHANNEL)
+        removed = True
         if state is not None:
             if state.credentials:
-                await run_in_threadpool(self._remove, treatment.pk, state.target, state.credentials)
+                removed = await run_in_threadpool(self._remove, treatment.pk, state.target, state.credentials)
             await run_in_threadpool(self.store.drop_channel, treatment.pk, CHANNEL)
-        return self._back(link_token, "disconnected")
+        # Said removed only when Google confirmed it; else the patient is told what is left to do.
+        return self._back(link_token, "disconnected" if removed else "disconnected-partly")
 
-    def _remove(self, treatment_pk: int, target: dict[str, Any], sealed: str) -> None:
-        """Delete the patient's calendar (its events go with it) and revoke the grant; best effort:
-        the token is forgotten whatever Google answers."""
+    def _remove(self, treatment_pk: int, target: dict[str, Any], sealed: str) -> bool:
+        """Delete the patient's calendar (its events go with it) and revoke the grant; True only if
+        Google confirmed both. The token is forgotten whatever Google answers."""
         try:
             refresh = self.store.unseal(sealed, channel_context(treatment_pk))
-        except AftercalError:
-            return
-        publisher = patient_publisher(self.client, refresh)
+            publisher = patient_publisher(self.client, refresh)
+        except AftercalError as exc:  # unreadable, or the grant is gone already
+            _LOG.warning("a patient's Google calendar could not be reached to remove it: %s", exc)
+            return False
         try:
             if target.get("calendar_id"):
                 delete_calendar(publisher, str(target["calendar_id"]))
+            return revoke(self.client, refresh)
         except AftercalError as exc:
-            _LOG.warning("a patient's Google calendar could not be deleted: %s", exc)
+            _LOG.warning("a patient's Google calendar or grant could not be removed: %s", exc)
+            return False
         finally:
             publisher.close()
-        try:
-            revoke(self.client, refresh)
-        except AftercalError as exc:
-            _LOG.warning("a patient's Google grant could not be revoked: %s", exc)
 
     def _same_origin(self, request: Request) -> bool:
         """Not a cross-site post: Fetch Metadata when the browser sends it, else the Origin (the

@@ -902,6 +902,8 @@ class Store:
             current = self.get(treatment_id)
             now = max(self.clock().replace(microsecond=0), current.updated_at + timedelta(seconds=1))
             changes = apply(current, now)
+            if all(getattr(current, column, None) == value for column, value in changes.items()):
+                return current  # nothing changes (a reschedule to its own time): no new revision
             changes["updated_at"] = _iso(now) if bump else _iso(current.updated_at)
             if bump:
                 changes["revision"] = current.revision + 1
@@ -933,11 +935,6 @@ class Store:
             plan = moved.plan()  # validates start and zone
             return {"start_local": _normal_start(start_local, plan), "zone": plan.zone.key}
 
-        current = self.get(treatment_id)
-        if not current.cancelled and not current.forgetting:
-            same = apply(current, current.updated_at)
-            if same == {"start_local": current.start_local, "zone": current.zone}:
-                return current  # already there: no new revision, nothing for calendars to fetch again
         return self._change(treatment_id, apply, bump=True)
 
     def cancel(self, treatment_id: str) -> Treatment:

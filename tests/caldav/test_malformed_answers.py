@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,7 +23,7 @@ from calendars.http import RetryPolicy
 from reminders import make_plan
 from reminders.errors import ChannelError
 from tests.caldav.conftest import PASSWORD, USER, Server
-from tests.relay import relay
+from tests.relay import LoopbackServer, relay
 
 GARBAGE = b"<html><body>Service temporarily replaced by a captive portal</body></html"
 TRUNCATED = b'<?xml version="1.0"?><d:multistatus xmlns:d="DAV:"><d:response><d:href>/clinic/'
@@ -65,16 +65,11 @@ class MalformingProxy:
 
             do_GET = do_PUT = do_DELETE = do_REPORT = do_PROPFIND = do_MKCALENDAR = do_PROPPATCH = handle_one
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = LoopbackServer(Handler)
+        self.url = self.server.url
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        self.server.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,7 +21,7 @@ from aftercal.cli import app
 from calendars.caldav import CalDavConnection, Password
 from tests.caldav.conftest import PASSWORD, USER, Server
 from tests.caldav.test_cli import N_EVENTS, PUBLISH, calendar_url, events_on
-from tests.relay import fetch
+from tests.relay import LoopbackServer, fetch
 
 REDIRECTS = [301, 302, 303, 307, 308]
 LANDING = "/landing"
@@ -73,17 +73,12 @@ class RedirectingProxy:
             do_GET = do_HEAD = do_PUT = do_DELETE = do_REPORT = do_PROPFIND = do_MKCALENDAR = handle_one
             do_PROPPATCH = do_POST = do_OPTIONS = handle_one
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.server = LoopbackServer(Handler)
+        self.url = self.server.url
         self.landing = self.url.rstrip("/") + LANDING
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        self.server.close()
 
 
 @pytest.fixture

@@ -116,7 +116,8 @@ def test_connect_push_follow_and_disconnect(site: Site, patient: Any) -> None:
     site.google.reset_counts()
     callback = connect(patient, site)
     assert "Connected" in patient.content()
-    connect_cost = site.google.http_requests
+    # consent page, decision, then aftercal: token, calendars.insert, one batch of lists, one of inserts
+    assert site.google.http_requests == 6, site.google.requests
     events = site.patient_events()
     assert len(events) == N
     assert any(e["reminders"].get("overrides") == [{"method": "popup", "minutes": 0}] for e in events)
@@ -125,7 +126,6 @@ def test_connect_push_follow_and_disconnect(site: Site, patient: Any) -> None:
     query = parse_qs(urlsplit(next(u for u in patient.seen if "/auth?" in u)).query)
     assert query["scope"] == ["https://www.googleapis.com/auth/calendar.app.created"]
     assert query["code_challenge_method"] == ["S256"] and query["access_type"] == ["offline"]
-    print(f"one connect: {connect_cost} HTTP requests to Google: {site.google.requests}")
 
     # The refresh token is sealed: not in the database file, in any form.
     raw = b"".join(p.read_bytes() for p in Path(site.db).parent.glob("clinic.db*"))

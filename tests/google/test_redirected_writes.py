@@ -15,7 +15,7 @@ import email.policy
 import threading
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from aftercal.cli import app
 from tests.google.standin import CalendarStandin
-from tests.relay import fetch
+from tests.relay import LoopbackServer, fetch
 
 REDIRECTS = [301, 302, 303, 307, 308]
 LANDING = "/landing"
@@ -96,12 +96,9 @@ class RedirectingProxy:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_one
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.server = LoopbackServer(Handler)
+        self.url = self.server.url
         self.landing = self.url.rstrip("/") + LANDING
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
 
     def redirect_parts(self, content_type: str, body: bytes) -> tuple[str, bytes]:
         """A batch answer whose every part is `status` with a Location (nothing is forwarded)."""
@@ -119,9 +116,7 @@ class RedirectingProxy:
         return f"multipart/mixed; boundary={boundary}", "".join(out).encode()
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        self.server.close()
 
 
 @pytest.fixture(autouse=True)
